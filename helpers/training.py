@@ -1,0 +1,147 @@
+"""Train the CNN with a progress bar, and load it back (or retrain it) in later notebooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from helpers import evaluation, models
+from helpers.data import Dataset, Split
+
+
+@dataclass
+class History:
+    """Per-epoch training loss and accuracy, and the same on a held-out split if one was given."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+
+
+def train(
+    model: nn.Module,
+    train_split: Split,
+    *,
+    num_epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    generator: torch.Generator | None = None,
+    test_split: Split | None = None,
+    progress: bool = True,
+) -> History:
+    """Train `model` in place with Adam on `train_split`, on the model's device.
+
+    Args:
+        num_epochs: passes over the data (>= 1).
+        generator: a CPU generator for the batch order and dropout (same seed, same model).
+        test_split: evaluated after each epoch, for the learning curves.
+    Returns:
+        The `History`. The model is left in eval mode.
+    """
+    if not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+    if batch_size < 1 or lr <= 0:
+        raise ValueError(f"batch_size ({batch_size}) and lr ({lr}) must be positive")
+    device = evaluation.model_device(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    history = History()
+    total = num_epochs * -(-len(train_split) // batch_size)
+    bar = tqdm(total=total, desc="training", unit="batch", disable=not progress)
+    # dropout draws from the global RNG: fork it and seed it from `generator`, so the same
+    # generator gives the same model and the caller's random state is left alone
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        for epoch in range(num_epochs):
+            model.train()
+            total_loss, total_correct = 0.0, 0
+            for batch in torch.randperm(len(train_split), generator=generator).split(batch_size):
+                x, y = train_split.x[batch].to(device), train_split.y[batch].to(device)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(batch)
+                total_correct += (logits.argmax(1) == y).sum().item()
+                bar.update()
+            history.loss.append(total_loss / len(train_split))
+            history.accuracy.append(total_correct / len(train_split))
+            postfix = {"epoch": epoch + 1, "loss": history.loss[-1], "acc": history.accuracy[-1]}
+            if test_split is not None:
+                result = evaluation.evaluate(model, test_split)
+                history.test_loss.append(result.loss)
+                history.test_accuracy.append(result.accuracy)
+                postfix["test_acc"] = result.accuracy
+            bar.set_postfix(postfix)
+    bar.close()
+    model.eval()
+    return history
+
+
+def fit_and_save(
+    dataset: Dataset,
+    path: str | Path,
+    *,
+    num_epochs: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    **settings: Any,
+) -> tuple[nn.Module, dict[str, Any], History]:
+    """Train a new `SmallCNN` on `dataset.train` and save it; return (model, metadata, history)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # the weights' init must not touch the global RNG
+        torch.manual_seed(seed)
+        model = models.SmallCNN(dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std)
+    model.to(device)
+    history = train(
+        model,
+        dataset.train,
+        num_epochs=num_epochs,
+        generator=generator,
+        test_split=dataset.test,
+        **settings,
+    )
+    metadata = {
+        "dataset": dataset.name,
+        "classes": list(dataset.classes),
+        "seed": seed,
+        "num_epochs": num_epochs,
+        "train_size": len(dataset.train),
+        "test_accuracy": history.test_accuracy[-1],
+    }
+    models.save_checkpoint(model, path, metadata)
+    return model, metadata, history
+
+
+def load_or_train(
+    dataset: Dataset,
+    path: str | Path,
+    *,
+    num_epochs: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load the checkpoint at `path` if it was trained on `dataset`, else retrain and save it.
+
+    Prints which of the two happened, and why, so a notebook never crashes on a stale file.
+    """
+    try:
+        model, metadata = models.load_checkpoint(
+            path, expected={"dataset": dataset.name, "train_size": len(dataset.train)}
+        )
+        print(f"Loaded {path} (test accuracy {metadata['test_accuracy']:.2%}).")
+        return model.to(device), metadata
+    except models.CheckpointError as error:
+        print(f"Cannot use the checkpoint: {error}\nRetraining for {num_epochs} epoch(s) instead.")
+    model, metadata, _ = fit_and_save(
+        dataset, path, num_epochs=num_epochs, seed=seed, device=device
+    )
+    return model, metadata
