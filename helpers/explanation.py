@@ -157,3 +157,39 @@ def finish(
 
 def _zero(logits: Tensor, y: Tensor) -> Tensor:
     return logits.new_zeros(len(logits))
+
+
+def summarize(result: Explanation) -> dict[str, float]:
+    """Success rate, mean and median queries, and median L2 / L∞ over the misclassified images.
+
+    Norms are medians over the explained (successful) images; nan where there are none.
+    """
+    explained = result.success & result.misclassified
+    queries = result.queries[result.misclassified].double()
+    nan = float("nan")
+    return {
+        "success_rate": result.success_rate,
+        "mean_queries": queries.mean().item() if len(queries) else nan,
+        "median_queries": queries.median().item() if len(queries) else nan,
+        "median_l2": result.l2[explained].median().item() if explained.any() else nan,
+        "median_linf": result.linf[explained].median().item() if explained.any() else nan,
+    }
+
+
+def summary_markdown(results: dict[str, Explanation], reference_rows: dict[str, str]) -> str:
+    """A Markdown table of `summarize` for each named result, then literal `reference_rows`.
+
+    `reference_rows` maps a label to its already formatted cells, e.g. the paper's figures.
+    """
+    lines = [
+        "| method | success | mean queries | median queries | median L2 | median L∞ |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in results.items():
+        s = summarize(result)
+        lines.append(
+            f"| {name} | {s['success_rate']:.2%} | {s['mean_queries']:.2f} | "
+            f"{s['median_queries']:.0f} | {s['median_l2']:.3f} | {s['median_linf']:.3f} |"
+        )
+    lines += [f"| {label} | {cells} |" for label, cells in reference_rows.items()]
+    return "\n".join(lines)

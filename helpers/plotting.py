@@ -175,6 +175,101 @@ def plot_per_class_error(errors: torch.Tensor, classes: Sequence[str]) -> Figure
     return fig
 
 
+def show_explanations(
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    probs: torch.Tensor,
+    probs_adv: torch.Tensor,
+    y: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    suptitle: str | None = None,
+) -> Figure:
+    """One row per image: original, signed perturbation, |perturbation| on the image, corrected
+    image, and the class probabilities before and after.
+
+    Args:
+        x, x_adv: (N, C, H, W) in [0, 1], the misclassified images and their corrected versions.
+        probs, probs_adv: (N, K) softmax outputs on `x` and on `x_adv`.
+        y: (N,) true labels.
+    """
+    delta = (x_adv - x).detach().cpu()
+    fig, axes = plt.subplots(len(x), 5, figsize=(15, 2.7 * len(x)), squeeze=False)
+    for i, row in enumerate(axes):
+        image, signed = to_image(x[i]), delta[i].sum(0).numpy()  # sum over channels: (H, W)
+        limit = max(float(np.abs(signed).max()), 1e-8)
+        before, after = int(probs[i].argmax()), int(probs_adv[i].argmax())
+        row[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+        row[0].set_title(f"original: predicted {classes[before]} ({probs[i, before]:.0%})")
+        heat = row[1].imshow(signed, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        fig.colorbar(
+            heat, ax=row[1], fraction=0.046, pad=0.04, label="added (red) / removed (blue)"
+        )
+        row[1].set_title(f"perturbation δ, L2 = {delta[i].norm():.2f}")
+        row[2].imshow(image, cmap="gray", vmin=0, vmax=1)
+        overlay = row[2].imshow(np.abs(signed), cmap="hot", alpha=0.6)
+        fig.colorbar(overlay, ax=row[2], fraction=0.046, pad=0.04, label="|δ|")
+        row[2].set_title("|δ| over the image")
+        row[3].imshow(to_image(x_adv[i]), cmap="gray", vmin=0, vmax=1)
+        row[3].set_title(f"corrected: predicted {classes[after]} ({probs_adv[i, after]:.0%})")
+        for ax in row[:4]:
+            ax.axis("off")
+        _probability_bars(row[4], probs[i], probs_adv[i], int(y[i]), classes)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def show_explanation_gallery(
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    y: torch.Tensor,
+    y_pred: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    num_columns: int = 8,
+    title: str = "Explanations grouped by (true → predicted) pair",
+) -> Figure:
+    """Signed perturbations with the digit's outline, grouped by (true, predicted) pair.
+
+    Red pixels were brightened (ink added), blue ones darkened (ink removed). Each tile is
+    scaled to its own largest change, so weak and strong explanations are equally legible.
+    """
+    order = sorted(range(len(x)), key=lambda i: (int(y[i]), int(y_pred[i])))
+    delta = (x_adv - x).detach().cpu().sum(1)  # (N, H, W), summed over channels
+    outline = x.detach().cpu().mean(1)  # (N, H, W) grey, for the contour
+    num_rows = max(1, -(-len(order) // num_columns))
+    fig, axes = plt.subplots(
+        num_rows, num_columns, figsize=(1.7 * num_columns, 1.8 * num_rows + 0.6), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, order):
+        limit = max(float(delta[i].abs().max()), 1e-8)
+        heat = ax.imshow(delta[i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.contour(outline[i].numpy(), levels=[0.5], colors="black", linewidths=0.7)
+        label = f"{classes[int(y[i])]} → {classes[int(y_pred[i])]}, L2 {delta[i].norm():.2f}"
+        ax.set_title(label, fontsize=8)
+    if len(order):
+        bar = fig.colorbar(heat, ax=axes, fraction=0.02, pad=0.02, ticks=[-limit, 0, limit])
+        bar.ax.set_yticklabels(["ink removed", "0", "ink added"])
+        bar.set_label("δ, each tile scaled to its own maximum")
+    fig.suptitle(title + " (black line: the digit's outline)")
+    return fig
+
+
+def _probability_bars(ax, probs, probs_adv, label: int, classes: Sequence[str]) -> None:
+    """Grouped bars of the class probabilities before (grey) and after (blue) the change."""
+    positions = np.arange(len(classes))
+    ax.bar(positions - 0.2, probs.detach().cpu().numpy(), 0.4, color="grey", label="before")
+    ax.bar(positions + 0.2, probs_adv.detach().cpu().numpy(), 0.4, color="tab:blue", label="after")
+    ax.set_xticks(positions, classes, fontsize=8)
+    ax.get_xticklabels()[label].set_color("tab:green")
+    ax.set(ylim=(0, 1), ylabel="probability", title=f"true class {classes[label]} (green)")
+    ax.legend(fontsize=8)
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save `fig` as a PNG (the README shows some of these), creating the folder."""
     path = Path(path)
