@@ -53,6 +53,7 @@ def drag(panel: widgets.Explorer, num_images: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--num-epochs", type=int, default=8, help="if the model must be trained")
     parser.add_argument("--num-images", type=int, default=10, help="images visited per method")
     parser.add_argument("--output", type=Path, default=ROOT / "build" / "bench" / "explorer.json")
     args = parser.parse_args()
@@ -63,7 +64,7 @@ def main() -> None:
     model, _ = training.load_or_train(
         dataset,
         runtime.artifacts_dir() / f"cnn_{dataset.name}.pt",
-        num_epochs=8,
+        num_epochs=args.num_epochs,
         seed=0,
         device=device,
     )

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from helpers import attacks, data, evaluation, runtime, training  # noqa: E402
 
 PAPER = {"success_rate": 0.9967, "mean_queries": 1.96}  # Haffar et al. 2021, method 1
-REFERENCE_STEPS = 1000
+REFERENCE_STEPS = 1000  # the default; --reference-steps changes it (e.g. for a smoke test)
 
 # our settings: name -> (method, settings)
 OURS = {
@@ -96,7 +96,7 @@ def run_ours(model, x, y, device, method, settings) -> dict:
     return record
 
 
-def run_peer(model, x, y, device, name) -> dict:
+def run_peer(model, x, y, device, name, reference_steps: int) -> dict:
     import torchattacks
     from adv_lib.attacks import ddn, fmn  # the peers are imported only here
 
@@ -104,10 +104,10 @@ def run_peer(model, x, y, device, name) -> dict:
     synchronize(device)
     start = time.perf_counter()
     if name == "adv-lib DDN":
-        settings = {"steps": REFERENCE_STEPS, "levels": None, "targeted": True}
+        settings = {"steps": reference_steps, "levels": None, "targeted": True}
         x_adv = ddn(counted, x, y, **settings)
     elif name == "adv-lib FMN-L2":
-        settings = {"norm": 2, "steps": REFERENCE_STEPS, "targeted": True}
+        settings = {"norm": 2, "steps": reference_steps, "targeted": True}
         x_adv = fmn(counted, x, y, **settings)
     else:  # torchattacks' targeted PGD, L∞, at the L∞ budget MNIST papers use
         settings = {"eps": 0.3, "alpha": 0.01, "steps": 40, "random_start": True}
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument(
         "--whole-test-set", action="store_true", help="also time our methods on every test image"
     )
+    parser.add_argument("--reference-steps", type=int, default=REFERENCE_STEPS)
+    parser.add_argument("--max-images", type=int, default=None, help="explain only the first ones")
     parser.add_argument("--output", type=Path, default=ROOT / "build" / "bench" / "whitebox.json")
     args = parser.parse_args()
 
@@ -143,7 +145,7 @@ def main() -> None:
     )
     model.eval()
     mistakes = evaluation.find_misclassified(model, dataset.test)
-    x, y = mistakes.x.to(device), mistakes.y.to(device)
+    x, y = mistakes.x[: args.max_images].to(device), mistakes.y[: args.max_images].to(device)
     print(
         f"{len(x)} misclassified test images of {dataset.name} (model accuracy "
         f"{metadata['test_accuracy']:.2%}), device {device}\n"
@@ -153,7 +155,7 @@ def main() -> None:
     for name, (method, settings) in OURS.items():
         results[name] = run_ours(model, x, y, device, method, settings)
     for name in ("adv-lib DDN", "adv-lib FMN-L2", "torchattacks PGD (targeted)"):
-        results[name] = run_peer(model, x, y, device, name)
+        results[name] = run_peer(model, x, y, device, name, args.reference_steps)
 
     reference = "adv-lib DDN"  # FMN is shown too, but explains few images when targeted
     for record in results.values():
@@ -176,7 +178,7 @@ def main() -> None:
             "images_per_second": len(x_all) / seconds,
         }
 
-    print_table(results, reference)
+    print_table(results, reference, args.reference_steps)
     targets = check_targets(results, reference)
     report = {
         "dataset": dataset.name,
@@ -207,14 +209,14 @@ COLUMNS = [  # (header, key, format)
 ]
 
 
-def print_table(results: dict, reference: str) -> None:
+def print_table(results: dict, reference: str, reference_steps: int) -> None:
     widths = [int(fmt.split(".")[0]) for _, _, fmt in COLUMNS]
     header = f"{'method':36}" + "".join(f" {h:>{w}}" for (h, _, _), w in zip(COLUMNS, widths))
     print(header + "\n" + "-" * len(header))
     for name, record in results.items():
         print(f"{name:36}" + "".join(f" {record[key]:{fmt}}" for _, key, fmt in COLUMNS))
     print(
-        f"\nreference: {reference}, {REFERENCE_STEPS} steps; paper (method 1): "
+        f"\nreference: {reference}, {reference_steps} steps; paper (method 1): "
         f"{PAPER['success_rate']:.2%} success at {PAPER['mean_queries']} queries"
     )
 

@@ -129,13 +129,18 @@ def load_or_train(
     seed: int,
     device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Load the checkpoint at `path` if it was trained on `dataset`, else retrain and save it.
+    """Load the checkpoint at `path` if it was trained on `dataset` for `num_epochs`, else retrain.
 
     Prints which of the two happened, and why, so a notebook never crashes on a stale file.
     """
     try:
         model, metadata = models.load_checkpoint(
-            path, expected={"dataset": dataset.name, "train_size": len(dataset.train)}
+            path,
+            expected={
+                "dataset": dataset.name,
+                "train_size": len(dataset.train),
+                "num_epochs": num_epochs,
+            },
         )
         print(f"Loaded {path} (test accuracy {metadata['test_accuracy']:.2%}).")
         return model.to(device), metadata

@@ -1,0 +1,57 @@
+"""The benchmarks run end to end and write the JSON the README describes (tiny settings)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str) -> None:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args], check=True, env=env, cwd=ROOT
+    )
+
+
+def test_whitebox_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "whitebox.json"
+    run(
+        "whitebox.py",
+        "--num-epochs",
+        "1",
+        "--max-images",
+        "4",
+        "--reference-steps",
+        "20",
+        "--output",
+        str(output),
+    )
+    report = json.loads(output.read_text())
+    assert report["reference"]["name"] == "adv-lib DDN" and report["num_misclassified"] == 4
+    fields = {
+        "success_rate",
+        "mean_queries",
+        "median_queries",
+        "median_l2",
+        "median_linf",
+        "seconds",
+        "images_per_second",
+        "device",
+        "median_l2_ratio_to_reference",
+    }
+    for name, record in report["methods"].items():
+        assert fields <= record.keys(), name
+        assert 0 <= record["success_rate"] <= 1
+    assert report["methods"]["adv-lib DDN"]["median_l2_ratio_to_reference"] == 1
+
+
+def test_explorer_benchmark_times_every_method(tmp_path):
+    output = tmp_path / "explorer.json"
+    run("explorer.py", "--num-epochs", "1", "--num-images", "1", "--output", str(output))
+    report = json.loads(output.read_text())
+    assert len(report["methods"]) >= 4
+    for record in report["methods"].values():
+        assert record["redraws"] == 7 and 0 < record["median_seconds"] <= record["max_seconds"]
