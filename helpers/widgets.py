@@ -195,6 +195,8 @@ class Explorer:
             (self.budget, "budget"),
         ):
             widget.add_class(f"explorer-{name}")
+        for control in (self.mode, self.method, self.index, self.pair, self.strength, self.budget):
+            control.style.description_width = "90px"  # room for "max queries"
         self.mode.observe(self._on_mode, "value")
         self.method.observe(self._on_method, "value")
         self.pair.observe(self._on_pair, "value")
@@ -218,9 +220,9 @@ class Explorer:
         for i in range(min(gallery_size, len(self.x))):
             true, predicted = self.pairs[i]
             button = ipywidgets.Button(
-                description=f"#{i}: {self.classes[true]}→{self.classes[predicted]}"
+                description=f"{i}: {self.classes[true]}→{self.classes[predicted]}"
             )
-            button.layout.width = "76px"
+            button.layout.width = "84px"
             button.add_class("explorer-gallery-button")
             button.on_click(lambda _, i=i: setattr(self.index, "value", i))
             thumb = ipywidgets.Image(
@@ -228,7 +230,7 @@ class Explorer:
             )
             tiles.append(ipywidgets.VBox([thumb, button]))
         self.gallery = ipywidgets.GridBox(
-            tiles, layout=ipywidgets.Layout(grid_template_columns="repeat(8, 80px)")
+            tiles, layout=ipywidgets.Layout(grid_template_columns="repeat(8, 88px)")
         )
         self.gallery.add_class("explorer-gallery")
 
