@@ -109,16 +109,25 @@ def fit_and_save(
         test_split=dataset.test,
         **settings,
     )
-    metadata = {
+    metadata = checkpoint_metadata(
+        dataset, seed=seed, num_epochs=num_epochs, test_accuracy=history.test_accuracy[-1]
+    )
+    models.save_checkpoint(model, path, metadata)
+    return model, metadata, history
+
+
+def checkpoint_metadata(
+    dataset: Dataset, *, seed: int, num_epochs: int, test_accuracy: float
+) -> dict[str, Any]:
+    """The record saved with a checkpoint; `load_or_train` checks its dataset and epochs."""
+    return {
         "dataset": dataset.name,
         "classes": list(dataset.classes),
         "seed": seed,
         "num_epochs": num_epochs,
         "train_size": len(dataset.train),
-        "test_accuracy": history.test_accuracy[-1],
+        "test_accuracy": test_accuracy,
     }
-    models.save_checkpoint(model, path, metadata)
-    return model, metadata, history
 
 
 def load_or_train(
