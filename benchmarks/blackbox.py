@@ -132,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=data.BUNDLED, choices=data.DATASETS)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--num-threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-epochs", type=int, default=8, help="if the model must be trained")
     parser.add_argument("--surrogate-epochs", type=int, default=40)
@@ -142,6 +143,7 @@ def main() -> None:
 
     runtime.seed_everything(args.seed)
     device = runtime.resolve_device(args.device)
+    num_threads = runtime.set_num_threads(args.num_threads)
     dataset = data.load_dataset(args.dataset)
     checkpoint = runtime.artifacts_dir() / f"cnn_{dataset.name}.pt"
     model, metadata = training.load_or_train(
@@ -174,6 +176,7 @@ def main() -> None:
         "num_misclassified": len(x),
         "model_test_accuracy": metadata["test_accuracy"],
         "device": str(device),
+        "num_threads": num_threads,
         "torch": torch.__version__,
         "whitebox": {
             "settings": {"method": "deepfool", "num_refine_steps": 20},

@@ -276,3 +276,98 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
+
+
+def plot_agreement(
+    curves: dict[str, tuple[Sequence[int], Sequence[float]]],
+    *,
+    title: str = "How well does the surrogate imitate the black box?",
+) -> Figure:
+    """Agreement of surrogates with the black box against the label queries they cost.
+
+    Args:
+        curves: name -> (label queries, agreement in [0, 1]), one pair per trained surrogate.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, (queries, agreement) in curves.items():
+        ax.plot(queries, np.asarray(agreement) * 100, "o-", label=name)
+    ax.set(xlabel="label queries (images the black box labelled)", title=title)
+    ax.set(ylabel="agreement with the black box on the test set (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def show_side_by_side(
+    x: torch.Tensor,
+    delta_whitebox: torch.Tensor,
+    delta_blackbox: torch.Tensor,
+    y: torch.Tensor,
+    y_pred: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    cosine: torch.Tensor,
+    overlap: torch.Tensor,
+    suptitle: str | None = None,
+) -> Figure:
+    """One row per image: the original, the developer's (white-box) perturbation and the user's
+    (black-box) one, each on its own symmetric colour scale.
+
+    Args:
+        x: (N, C, H, W) misclassified images; delta_whitebox, delta_blackbox: (N, C, H, W).
+        y, y_pred: (N,) true and predicted labels; cosine, overlap: (N,) their similarity.
+    """
+    fig, axes = plt.subplots(len(x), 3, figsize=(10, 3.0 * len(x)), squeeze=False)
+    for i, row in enumerate(axes):
+        row[0].imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
+        row[0].set_title(f"true {classes[int(y[i])]}, predicted {classes[int(y_pred[i])]}")
+        pairs = (("developer (white box)", delta_whitebox), ("user (black box)", delta_blackbox))
+        for ax, (who, delta) in zip(row[1:], pairs):
+            signed = delta[i].detach().cpu().sum(0).numpy()  # (H, W), summed over channels
+            limit = max(float(np.abs(signed).max()), 1e-8)
+            heat = ax.imshow(signed, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            fig.colorbar(heat, ax=ax, fraction=0.046, pad=0.04, label="δ: ink added (red)")
+            ax.set_title(f"{who}: L2 {delta[i].norm():.2f}")
+        row[2].set_xlabel(f"cosine {cosine[i]:.2f}, top-pixel overlap {overlap[i]:.0%}")
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_success_by_budget(
+    results: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    paper: tuple[float, float] | None = None,
+    budget: int | None = None,
+    title: str = "Misclassified images explained within a query budget",
+) -> Figure:
+    """Fraction of the misclassified images explained with at most q queries, for each q.
+
+    Args:
+        results: name -> (queries (M,), success (M,) bool) over the misclassified images.
+        paper: (mean queries, success rate) of a published result, drawn as a point.
+        budget: a budget to mark with a vertical line.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    most = max([int(q.max()) for q, _ in results.values() if len(q)] + [budget or 0])
+    steps = np.arange(0, most + 2)  # every curve runs to the same end, flat after its last hit
+    for (name, (queries, success)), style in zip(results.items(), ["-", "--", "-.", ":"] * 9):
+        queries, success = queries.cpu(), success.cpu()
+        explained = [((queries <= q) & success).float().mean().item() * 100 for q in steps]
+        ax.step(steps, explained, style, where="post", label=name)
+    if paper is not None:
+        label = "paper: success at its mean queries"
+        ax.plot(paper[0], paper[1] * 100, "k*", markersize=12, label=label)
+    if budget is not None:
+        ax.axvline(budget, color="grey", linestyle="--", label=f"budget {budget}")
+    ax.set(xlabel="black-box queries per image (q)", ylabel="explained within q queries (%)")
+    ax.set(ylim=(0, 102), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

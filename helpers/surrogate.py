@@ -1,0 +1,245 @@
+"""The end user's surrogate: a different CNN trained on the user's own images, labelled by the
+black box, optionally grown with Jacobian-based dataset augmentation (Papernot et al. 2017).
+
+Every image the black box labels is a *label query*; ``Surrogate.label_queries`` reports them,
+apart from the queries that explanations spend later.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from helpers import evaluation, models, training, validation
+from helpers.blackbox import BlackBox
+from helpers.data import Dataset, Split
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of training: label queries spent so far, training images, and the agreement
+    with the black box on the check split (None without one)."""
+
+    label_queries: int
+    num_images: int
+    agreement: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class Surrogate:
+    """A trained surrogate and what it cost.
+
+    ``x`` (M, C, H, W): the images it was trained on (pool images, then synthetic ones);
+    ``targets``: the black box's answers for them, labels (M,) or probabilities (M, K).
+    """
+
+    model: nn.Module
+    x: Tensor
+    targets: Tensor
+    label_queries: int
+    rounds: list[Round]
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> float | None:
+        """Agreement with the black box on the check split after the last round."""
+        return self.rounds[-1].agreement
+
+
+def new_surrogate(
+    image_shape: tuple[int, int, int],
+    num_classes: int,
+    x_pool: Tensor,
+    *,
+    seed: int,
+    **config: Any,
+) -> models.SurrogateCNN:
+    """A fresh `SurrogateCNN` normalized with the statistics of the user's images ``x_pool``;
+    its weights come from ``seed``, and the global random state is left alone."""
+    mean = tuple(x_pool.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(x_pool.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return models.SurrogateCNN(image_shape, num_classes, mean, std, **config)
+
+
+def jacobian_augment(model: nn.Module, x: Tensor, y: Tensor, step_size: float) -> Tensor:
+    """Papernot et al.'s new points x + step_size · sign(∂F_y/∂x), clipped to [0, 1].
+
+    Args: ``model`` the surrogate, ``x`` (N, C, H, W) in [0, 1], ``y`` (N,) the black box's
+    labels, F the surrogate's softmax; a negative ``step_size`` steps the other way, as in
+    Papernot et al.'s periodic step size. Returns (N, C, H, W); the model is left as it was.
+    """
+    validation.check_images(x, "x")
+    _check_step_size(step_size)
+    with torch.enable_grad(), evaluation.eval_mode(model):
+        x_in = x.detach().requires_grad_(True)
+        probs = model(x_in).softmax(1).gather(1, y[:, None])  # (N, 1)
+        (grad,) = torch.autograd.grad(probs.sum(), x_in)
+    return (x + step_size * grad.sign()).clamp(0, 1)
+
+
+def _check_step_size(step_size: object) -> None:
+    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real):
+        raise TypeError(f"step_size must be a real number, got {step_size!r}.")
+    if not 0 < abs(step_size) < math.inf:
+        raise ValueError(f"step_size must be nonzero and finite, got {step_size}.")
+
+
+def train_surrogate(
+    black_box: BlackBox,
+    x_pool: Tensor,
+    *,
+    num_classes: int,
+    num_seed: int | None = None,
+    num_rounds: int = 0,
+    step_size: float = 0.1,
+    probabilities: bool = False,
+    num_epochs: int = 40,
+    batch_size: int = 64,
+    generator: torch.Generator | None = None,
+    check: Split | None = None,
+    progress: bool = False,
+) -> Surrogate:
+    """Label ``num_seed`` of the user's images through the black box, train, and grow the set.
+
+    Args:
+        black_box: the provider's model; each image it labels is one label query.
+        x_pool: (M, C, H, W) in [0, 1], the user's own unlabelled images.
+        num_seed: pool images labelled first, drawn with ``generator`` (None: all of them).
+        num_rounds, step_size: Jacobian augmentation rounds; each doubles the set with
+            ``jacobian_augment`` and labels the new images, so the total is num_seed·2^rounds.
+        probabilities: train on the black box's probabilities instead of its labels.
+        num_epochs: passes over the set in each round; every round retrains from the same start.
+        check: images with the black box's labels, to record the agreement after each round.
+    Returns: a `Surrogate` (its model in eval mode on ``x_pool``'s device), with its cost and
+        one `Round` per round.
+    """
+    validation.check_images(x_pool, "x_pool")
+    num_seed = len(x_pool) if num_seed is None else num_seed
+    validation.check_count(num_seed, "num_seed")
+    validation.check_count(num_rounds, "num_rounds", minimum=0)
+    validation.check_count(num_epochs, "num_epochs")
+    _check_step_size(step_size)
+    if num_seed > len(x_pool):
+        raise ValueError(f"num_seed={num_seed} exceeds the {len(x_pool)} images of x_pool.")
+    planned, left = num_seed * 2**num_rounds, black_box.queries_left
+    if left is not None and planned > left:
+        raise ValueError(
+            f"num_seed={num_seed} with num_rounds={num_rounds} needs {planned} label queries, "
+            f"but the black box has {left} left; use fewer images or rounds."
+        )
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    x_pool = x_pool.detach()
+    x = x_pool[torch.randperm(len(x_pool), generator=generator)[:num_seed]]
+    ask = black_box.probabilities if probabilities else black_box.labels
+    start = black_box.queries
+    targets = ask(x)
+    rounds: list[Round] = []
+
+    def train_round() -> nn.Module:  # every round retrains from the same start
+        model = new_surrogate(tuple(x.shape[1:]), num_classes, x_pool, seed=seed)
+        model.to(x_pool.device)
+        fit(model, x, targets, num_epochs=num_epochs, batch_size=batch_size, seed=seed)
+        agreement = evaluation.evaluate(model, check).accuracy if check is not None else None
+        rounds.append(Round(black_box.queries - start, len(x), agreement))
+        if progress:
+            print(f"round {len(rounds) - 1}: {rounds[-1]}")
+        return model
+
+    model = train_round()
+    for _ in range(num_rounds):  # the last round's surrogate proposes the new images
+        labels = targets.argmax(1) if probabilities else targets
+        x_new = jacobian_augment(model, x, labels, step_size)
+        x, targets = torch.cat([x, x_new]), torch.cat([targets, ask(x_new)])
+        model = train_round()
+    settings = dict(num_seed=num_seed, num_rounds=num_rounds, step_size=step_size)
+    settings.update(probabilities=probabilities, num_epochs=num_epochs, batch_size=batch_size)
+    return Surrogate(model, x, targets, black_box.queries - start, rounds, settings)
+
+
+def fit(
+    model: nn.Module,
+    x: Tensor,
+    targets: Tensor,
+    *,
+    num_epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> None:
+    """Train ``model`` in place on images ``x`` (M, C, H, W) and labels (M,) or probabilities
+    (M, K): labels go through ``training.train``, probabilities through the same loop with a
+    soft cross-entropy. The batch order comes from ``seed``; the model ends in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    if not targets.is_floating_point():
+        split = Split(x, targets)
+        training.train(
+            model, split, num_epochs=num_epochs, batch_size=batch_size, lr=lr,
+            generator=generator, progress=False,
+        )  # fmt: skip
+        return
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    device = x.device
+    # as in training.train: dropout, if any, draws from a forked global RNG seeded from `seed`
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        for _ in range(num_epochs):
+            for batch in torch.randperm(len(x), generator=generator).split(batch_size):
+                loss = F.cross_entropy(model(x[batch]), targets[batch])  # soft targets (B, K)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    model.eval()
+
+
+def save_surrogate(result: Surrogate, path: str | Path, *, dataset: Dataset, seed: int) -> Path:
+    """Save ``result.model`` with what `load_or_train_surrogate` checks: dataset, pool size, seed,
+    the training settings, and the label queries and agreement it cost and reached."""
+    metadata = {"dataset": dataset.name, "pool_size": len(dataset.pool), "seed": seed}
+    metadata.update(result.settings, label_queries=result.label_queries)
+    metadata.update(agreement=result.agreement)
+    return models.save_checkpoint(result.model, path, metadata)
+
+
+def load_or_train_surrogate(
+    black_box: BlackBox, dataset: Dataset, path: str | Path, *, seed: int, **settings: Any
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load the surrogate at ``path`` if it was trained on ``dataset``'s pool with ``seed`` and
+    ``settings`` (keyword arguments of `train_surrogate`), else train one on ``dataset.pool.x``,
+    spending label queries of ``black_box``, and save it. Prints which happened, and why."""
+    expected = {"dataset": dataset.name, "pool_size": len(dataset.pool), "seed": seed, **settings}
+    try:
+        model, metadata = models.load_checkpoint(path, expected=expected)
+        print(f"Loaded {path} ({metadata['label_queries']} label queries).")
+        return model, metadata
+    except models.CheckpointError as error:
+        print(f"Cannot use the surrogate checkpoint: {error}\nTraining a new surrogate instead.")
+    generator = torch.Generator().manual_seed(seed)
+    result = train_surrogate(
+        black_box, dataset.pool.x, num_classes=dataset.num_classes, generator=generator, **settings
+    )
+    save_surrogate(result, path, dataset=dataset, seed=seed)
+    print(f"Trained a surrogate with {result.label_queries} label queries; saved it to {path}.")
+    return models.load_checkpoint(path)
+
+
+__all__ = [
+    "Round",
+    "Surrogate",
+    "fit",
+    "jacobian_augment",
+    "load_or_train_surrogate",
+    "new_surrogate",
+    "save_surrogate",
+    "train_surrogate",
+]

@@ -1,0 +1,172 @@
+"""Surrogate training: label queries, the user's own pool, augmentation, seeds, checkpoints."""
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import blackbox, data, evaluation, models, surrogate
+from helpers.blackbox import BlackBox
+
+SHAPE = (1, 6, 6)  # (C, H, W)
+NUM_CLASSES = 3
+
+
+def make_provider(seed: int = 0) -> nn.Module:
+    """A tiny CNN with weights from its own seed, in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, NUM_CLASSES)
+    )
+    with torch.no_grad():
+        for param in model.parameters():
+            scale = param[0].numel() ** -0.5 if param.dim() > 1 else 0.1
+            param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    return model.eval()
+
+
+def make_pool(num_images: int, seed: int = 1) -> torch.Tensor:
+    return torch.rand((num_images, *SHAPE), generator=torch.Generator().manual_seed(seed))
+
+
+def train(black_box, pool, **settings):
+    settings = {"num_classes": NUM_CLASSES, "num_epochs": 2, **settings}
+    return surrogate.train_surrogate(black_box, pool, **settings)
+
+
+def test_label_queries_are_counted_and_reported_apart_from_explanation_queries():
+    black_box = BlackBox(make_provider())
+    result = train(black_box, make_pool(30), num_seed=10, num_rounds=2)
+    assert result.label_queries == black_box.queries == 10 * 2**2 == len(result.x)
+    assert [r.label_queries for r in result.rounds] == [10, 20, 40]
+    assert [r.num_images for r in result.rounds] == [10, 20, 40]
+    x = make_pool(8, seed=2)
+    y = torch.zeros(8, dtype=torch.int64)
+    explanation = blackbox.explain(black_box, result.model, x, y, max_queries=3)
+    assert black_box.queries == 40 + explanation.forward_passes.sum().item()
+    assert result.label_queries == 40
+
+
+def test_targets_are_the_black_box_answers_and_probabilities_train_softly():
+    provider, pool = make_provider(), make_pool(20)
+    hard = train(BlackBox(provider), pool, num_rounds=1)
+    soft = train(BlackBox(provider), pool, num_rounds=1, probabilities=True)
+    with torch.no_grad():
+        logits = provider(hard.x)
+    assert torch.equal(hard.targets, logits.argmax(1)) and hard.targets.dtype == torch.int64
+    assert torch.allclose(soft.targets, provider(soft.x).softmax(1).detach())
+    assert torch.equal(hard.x[:20], soft.x[:20])  # same generator, same pool images
+
+
+def test_training_on_probabilities_lowers_the_soft_cross_entropy():
+    provider, pool = make_provider(), make_pool(64)
+    with torch.no_grad():
+        targets = (5 * provider(pool)).softmax(1)  # sharper than the tiny provider's own
+    entropy = -(targets * targets.log()).sum(1).mean().item()
+    model = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0)
+    divergence = lambda: nn.functional.cross_entropy(model(pool), targets).item() - entropy
+    before = divergence()
+    surrogate.fit(model, pool, targets, num_epochs=20, seed=0)
+    assert divergence() < 0.5 * before and not model.training
+
+
+def test_a_label_only_black_box_cannot_train_on_probabilities_and_counts_nothing():
+    black_box = BlackBox(make_provider(), probabilities=False)
+    with pytest.raises(PermissionError, match="labels only"):
+        train(black_box, make_pool(10), probabilities=True)
+    assert black_box.queries == 0
+
+
+def test_the_pool_is_disjoint_from_the_provider_training_data():
+    dataset = data.load_dataset(sizes=(300, 100, 50))
+    provider = models.SmallCNN(width=4).eval()
+    result = surrogate.train_surrogate(
+        BlackBox(provider), dataset.pool.x, num_classes=10, num_seed=40, num_epochs=1
+    )
+    flat = lambda x: x.flatten(1)
+    same = lambda a, b: (flat(a)[:, None] == flat(b)[None]).all(2)  # (len(a), len(b))
+    assert not same(dataset.pool.x, dataset.train.x).any()
+    assert same(result.x, dataset.pool.x).any(1).all()
+    assert not same(result.x, dataset.train.x).any()
+
+
+def test_the_surrogate_architecture_differs_from_the_provider():
+    result = train(BlackBox(make_provider()), make_pool(10))
+    assert type(result.model) is models.SurrogateCNN
+    assert models.ARCHITECTURES["SurrogateCNN"] is models.SurrogateCNN
+    assert models.SurrogateCNN is not models.SmallCNN
+
+
+def test_same_seed_same_surrogate_and_the_global_random_state_is_untouched():
+    provider, pool = make_provider(), make_pool(30)
+
+    def run(seed):
+        generator = torch.Generator().manual_seed(seed)
+        return train(BlackBox(provider), pool, num_seed=12, num_rounds=1, generator=generator)
+
+    state = torch.get_rng_state()
+    first, same, other = run(1), run(1), run(2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(first.x, same.x) and torch.equal(first.targets, same.targets)
+    weights, again = first.model.state_dict(), same.model.state_dict()
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+    assert not torch.equal(first.x, other.x)
+
+
+def test_jacobian_augmentation_follows_the_sign_of_the_gradient_by_hand():
+    # two classes, logits w_c · x: dp_1/dx = p_1 p_0 (w_1 - w_0), whose sign is (+, -, -, +);
+    # the last pixel is clipped at 1
+    layer = nn.Linear(4, 2, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.5, 2.0]]))
+    model = nn.Sequential(nn.Flatten(), layer).eval()
+    x = torch.tensor([0.5, 0.5, 0.5, 0.95], dtype=torch.float64).view(1, 1, 2, 2)
+    before = x.clone()
+    x_new = surrogate.jacobian_augment(model, x, torch.tensor([1]), step_size=0.1)
+    expected = torch.tensor([0.6, 0.4, 0.4, 1.0], dtype=torch.float64).view(1, 1, 2, 2)
+    assert torch.allclose(x_new, expected) and torch.equal(x, before)
+
+
+def test_the_label_budget_is_checked_before_any_query():
+    black_box = BlackBox(make_provider(), max_queries=30)
+    with pytest.raises(ValueError, match="needs 40 label queries"):
+        train(black_box, make_pool(20), num_seed=10, num_rounds=2)
+    assert black_box.queries == 0
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"num_seed": 11}, "exceeds the 10 images"),
+        ({"num_seed": 0}, "num_seed"),
+        ({"num_rounds": -1}, "num_rounds"),
+        ({"num_epochs": 0}, "num_epochs"),
+        ({"num_rounds": 1, "step_size": 0.0}, "step_size"),
+    ],
+)
+def test_bad_settings_are_rejected_before_any_query(settings, message):
+    black_box = BlackBox(make_provider())
+    with pytest.raises(ValueError, match=message):
+        train(black_box, make_pool(10), **settings)
+    assert black_box.queries == 0
+
+
+def test_bad_pool_images_are_rejected():
+    with pytest.raises(ValueError, match="x_pool"):
+        train(BlackBox(make_provider()), make_pool(10) * 2)
+
+
+def test_a_saved_surrogate_is_loaded_without_spending_label_queries(tmp_path, capsys):
+    dataset = data.load_dataset(sizes=(100, 30, 20))
+    provider = models.SmallCNN(width=4).eval()
+    path = tmp_path / "surrogate.pt"
+    settings = {"num_epochs": 1, "probabilities": True}
+    first_box, second_box = BlackBox(provider), BlackBox(provider)
+    trained, metadata = surrogate.load_or_train_surrogate(
+        first_box, dataset, path, seed=0, **settings
+    )
+    loaded, again = surrogate.load_or_train_surrogate(second_box, dataset, path, seed=0, **settings)
+    assert "Loaded" in capsys.readouterr().out
+    assert first_box.queries == 30 == metadata["label_queries"] and second_box.queries == 0
+    logits = evaluation.predict_logits
+    assert torch.equal(logits(trained, dataset.test.x), logits(loaded, dataset.test.x))
+    assert again == metadata and type(loaded) is models.SurrogateCNN
