@@ -4,11 +4,11 @@ Run from the repository root, in the project's environment:
 
     .venv/bin/python benchmarks/explorer.py
 
-Builds the explorer of notebook 06 on the course's model (white box, and black box when the
-surrogate of notebook 04 can be loaded or trained), then drags each control through a fixed
-sequence of values, as a person would, timing every redraw (`Explorer.last_seconds`: the
-explanation, the probabilities, the images and the text). Prints a table and writes
-build/bench/explorer.json.
+Builds the explorer of notebook 06 on the course's model (white box, and black box with the
+surrogate of notebook 04, loaded or trained with the same settings), then drags each control
+through a fixed sequence of values, as a person would, timing every redraw
+(`Explorer.last_seconds`: the explanation, the probabilities, the images and the text).
+Prints a table and writes build/bench/explorer.json.
 """
 
 from __future__ import annotations
@@ -24,7 +24,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from helpers import data, evaluation, explorer, runtime, training, widgets  # noqa: E402
+from helpers import (  # noqa: E402
+    blackbox,
+    data,
+    evaluation,
+    explorer,
+    runtime,
+    surrogate,
+    training,
+    widgets,
+)
 
 TARGET_SECONDS = 0.2
 
@@ -54,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-epochs", type=int, default=8, help="if the model must be trained")
+    parser.add_argument("--surrogate-epochs", type=int, default=40, help="as in notebooks 04-06")
     parser.add_argument("--num-images", type=int, default=10, help="images visited per method")
     parser.add_argument("--output", type=Path, default=ROOT / "build" / "bench" / "explorer.json")
     args = parser.parse_args()
@@ -69,8 +79,24 @@ def main() -> None:
         device=device,
     )
     mistakes = evaluation.find_misclassified(model, dataset.test)
-    methods = {"white box": explorer.whitebox_methods(model)}
-    probabilities = {"white box": explorer.model_probabilities(model)}
+    surrogate_model, _ = surrogate.load_or_train_surrogate(
+        blackbox.BlackBox(model, max_queries=1000),
+        dataset,
+        runtime.artifacts_dir() / f"surrogate_{dataset.name}.pt",
+        seed=0,
+        num_seed=1000,
+        probabilities=True,
+        num_epochs=args.surrogate_epochs,
+    )
+    black_box = blackbox.BlackBox(model)
+    methods = {
+        "white box": explorer.whitebox_methods(model),
+        "black box": explorer.blackbox_methods(black_box, surrogate_model.to(device)),
+    }
+    probabilities = {
+        "white box": explorer.model_probabilities(model),
+        "black box": black_box.probabilities,
+    }
     panel = widgets.Explorer(
         mistakes.x.to(device),
         mistakes.y.to(device),

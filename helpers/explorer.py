@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from helpers import attacks, evaluation
+from helpers import attacks, blackbox, evaluation
 from helpers.explanation import Explanation
 
 # (x (1, C, H, W), y (1,), strength, max_queries) -> Explanation
@@ -83,6 +83,46 @@ def whitebox_methods(model: nn.Module, *, num_refine_steps: int = 20) -> list[Me
         ),
         Method("iterative L∞", iterative("linf"), "step size", (0.002, 0.1, 0.002), 0.02),
         Method("iterative L2", iterative("l2"), "step size", (0.02, 1.0, 0.02), 0.25),
+    ]
+
+
+def blackbox_methods(
+    black_box: blackbox.BlackBox,
+    surrogate: nn.Module,
+    *,
+    num_shrink_steps: int = 3,
+    min_radius: float = 0.2,
+) -> list[Method]:
+    """The black-box strategies of notebook 05; the strength is the step schedule's growth.
+
+    Every candidate costs a query of `black_box`; directions come from `surrogate`'s gradients.
+    """
+
+    def schedule(method: str, shrink_steps: int) -> ExplainFunction:
+        def explain(x, y, strength, max_queries):
+            return blackbox.explain(
+                black_box,
+                surrogate,
+                x,
+                y,
+                method=method,
+                growth=strength,
+                max_queries=max_queries,
+                min_radius=min_radius,
+                num_shrink_steps=shrink_steps,
+            )
+
+        return explain
+
+    growth = ("growth", (1.1, 3.0, 0.05), 1.5)
+    return [
+        Method("surrogate DeepFool, step schedule", schedule("deepfool", 0), *growth),
+        Method(
+            f"surrogate DeepFool, schedule + {num_shrink_steps} shrink steps",
+            schedule("deepfool", num_shrink_steps),
+            *growth,
+        ),
+        Method("surrogate iterative L2, step schedule", schedule("iterative_l2", 0), *growth),
     ]
 
 

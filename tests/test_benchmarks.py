@@ -50,8 +50,49 @@ def test_whitebox_benchmark_writes_every_field(tmp_path):
 
 def test_explorer_benchmark_times_every_method(tmp_path):
     output = tmp_path / "explorer.json"
-    run("explorer.py", "--num-epochs", "1", "--num-images", "1", "--output", str(output))
+    run(
+        "explorer.py",
+        "--num-epochs",
+        "1",
+        "--surrogate-epochs",
+        "1",
+        "--num-images",
+        "1",
+        "--output",
+        str(output),
+    )
     report = json.loads(output.read_text())
-    assert len(report["methods"]) >= 4
+    assert len(report["methods"]) == 7  # four white-box methods, three black-box ones
     for record in report["methods"].values():
         assert record["redraws"] == 7 and 0 < record["median_seconds"] <= record["max_seconds"]
+
+
+def test_blackbox_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "blackbox.json"
+    run(
+        "blackbox.py",
+        "--num-epochs",
+        "1",
+        "--surrogate-epochs",
+        "1",
+        "--max-images",
+        "4",
+        "--output",
+        str(output),
+    )
+    report = json.loads(output.read_text())
+    fields = {
+        "success_rate",
+        "mean_queries",
+        "median_queries",
+        "label_queries",
+        "surrogate_agreement",
+        "median_l2",
+        "median_l2_ratio_to_whitebox",
+        "seconds",
+        "device",
+    }
+    assert any("transfer" in name for name in report["strategies"])
+    for name, record in report["strategies"].items():
+        assert fields <= record.keys(), name
+        assert record["label_queries"] <= 1000 and 0 <= record["success_rate"] <= 1

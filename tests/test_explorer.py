@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import explorer, widgets
+from helpers import blackbox, explorer, widgets
 
 
 class TwoPixelModel(nn.Module):
@@ -166,3 +166,20 @@ def test_explore_falls_back_to_a_static_panel(setting, monkeypatch):
     )
     assert result is None and len(shown) == 2
     assert "overshoot 0.0" in shown[0] and "overshoot 0.3" in shown[1]
+
+
+def test_blackbox_methods_query_the_black_box_once_per_candidate(setting):
+    model, x, y, _ = setting
+    black_box = blackbox.BlackBox(model)
+    display = blackbox.BlackBox(model)
+    methods = explorer.blackbox_methods(black_box, model, num_shrink_steps=2)  # a perfect surrogate
+    assert [m.strength_name for m in methods] == ["growth"] * 3
+    for method, extra in zip(methods, (0, 2, 0)):
+        before = black_box.queries
+        view = explorer.compute_view(
+            method, display.probabilities, x, y, "abc", index=0, strength=1.5, max_queries=10
+        )
+        assert view.success and view.queries == 1 + extra
+        # the pass on the original image is the black box's too, but not an explanation query
+        assert black_box.queries - before == view.queries + 1
+    assert display.queries == 2 * len(methods)  # the probability bars: x and x_adv each time
