@@ -184,7 +184,9 @@ class Explorer:
             (f"{self.classes[t]} → {self.classes[p]} ({n})", (t, p))
             for (t, p), n in sorted(counts.items())
         ]
-        self.pair = ipywidgets.Dropdown(options=[("any", None), *labels], description="true → pred")
+        self.pair = ipywidgets.Dropdown(
+            options=[("any", "any"), *labels], description="true → pred"
+        )
         self.strength = ipywidgets.FloatSlider(description="strength", continuous_update=False)
         self.budget = ipywidgets.IntSlider(
             max_queries, 1, 100, description="max queries", continuous_update=False
@@ -290,7 +292,7 @@ class Explorer:
         self.redraw()
 
     def _on_pair(self, change) -> None:
-        if change["new"] is not None:
+        if change["new"] != "any":  # None would show an empty box in JupyterLab
             self.index.value = self.pairs.index(change["new"])
 
     def redraw(self) -> View | None:

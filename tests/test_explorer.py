@@ -131,6 +131,9 @@ def test_gallery_buttons_and_pair_picker_choose_the_image(explorer_widget):
     assert e.index.value == 1
     e.pair.value = (1, 0)
     assert e.index.value == 0
+    e.index.value = 2
+    e.pair.value = "any"  # back to any pair: the image stays
+    assert e.index.value == 2 and e.pair.options[0] == ("any", "any")
 
 
 def test_explorer_rejects_mismatched_inputs(setting):
