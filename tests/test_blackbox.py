@@ -6,12 +6,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import SHAPE, linear_model, make_batch
 from torch import nn
 
 from helpers import blackbox, surrogate
 from helpers.blackbox import BlackBox, QueryBudgetExceeded
 
-SHAPE = (1, 6, 6)  # (C, H, W)
 NUM_CLASSES = 4
 
 
@@ -64,23 +64,6 @@ def make_surrogate(seed: int, dtype: torch.dtype = torch.float32) -> nn.Module:
             return self.layer(torch.cat([flat, flat**2], 1))
 
     return Surrogate().to(dtype).eval()
-
-
-def make_batch(seed: int, num_images: int, dtype: torch.dtype = torch.float32):
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand((num_images, *SHAPE), generator=generator, dtype=dtype)
-    x = torch.where(x < 0.2, 0.0, torch.where(x > 0.8, 1.0, x))
-    y = torch.randint(0, NUM_CLASSES, (num_images,), generator=generator)
-    return x, y
-
-
-def linear(weight: list[list[float]], bias: list[float]) -> nn.Module:
-    """logits = weight @ x.flatten() + bias, in float64."""
-    layer = nn.Linear(len(weight[0]), len(weight), dtype=torch.float64)
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor(weight))
-        layer.bias.copy_(torch.tensor(bias))
-    return nn.Sequential(nn.Flatten(), layer).eval()
 
 
 # ---------------------------------------------------------------- the black box itself
@@ -238,8 +221,8 @@ def binary_case(surrogate_distance: float, black_box_distance: float):
     w = [0.6, -0.8]  # |w| = 1, so a margin is a distance
     x = torch.full((1, 1, 1, 2), 0.5, dtype=torch.float64)
     base = sum(0.5 * v for v in w)
-    provider = linear([[0.0, 0.0], w], [0.0, -base - black_box_distance])
-    surrogate = linear([[0.0, 0.0], w], [0.0, -base - surrogate_distance])
+    provider = linear_model([[0.0, 0.0], w], [0.0, -base - black_box_distance])
+    surrogate = linear_model([[0.0, 0.0], w], [0.0, -base - surrogate_distance])
     return provider, surrogate, x, torch.tensor([1])
 
 

@@ -2,26 +2,17 @@
 
 import pytest
 import torch
+from tiny import SHAPE, make_cnn
 from torch import nn
 
 from helpers import blackbox, data, evaluation, models, surrogate
 from helpers.blackbox import BlackBox
 
-SHAPE = (1, 6, 6)  # (C, H, W)
 NUM_CLASSES = 3
 
 
 def make_provider(seed: int = 0) -> nn.Module:
-    """A tiny CNN with weights from its own seed, in eval mode."""
-    generator = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, NUM_CLASSES)
-    )
-    with torch.no_grad():
-        for param in model.parameters():
-            scale = param[0].numel() ** -0.5 if param.dim() > 1 else 0.1
-            param.copy_(torch.randn(param.shape, generator=generator) * scale)
-    return model.eval()
+    return make_cnn(seed, num_classes=NUM_CLASSES)
 
 
 def make_pool(num_images: int, seed: int = 1) -> torch.Tensor:
