@@ -42,7 +42,10 @@ class CorruptDataError(ValueError):
 
 @dataclass(frozen=True)
 class Split:
-    """Images `x` (N, C, H, W) float32 in [0, 1] and labels `y` (N,) int64."""
+    """Images `x` (N, C, H, W) float32 in [0, 1] and labels `y` (N,) int64.
+
+    For training only, `y` may instead hold probabilities (N, K) (see `training.train`).
+    """
 
     x: torch.Tensor
     y: torch.Tensor

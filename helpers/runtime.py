@@ -51,11 +51,6 @@ def set_num_threads(num_threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-def is_fast_mode() -> bool:
-    """True when COURSE_FAST=1: the tests' mode, which shrinks work but skips no cell."""
-    return os.environ.get("COURSE_FAST", "0") == "1"
-
-
 def artifacts_dir() -> Path:
     """Where notebooks save models and figures: $COURSE_ARTIFACTS, else `<repo>/artifacts`."""
     path = Path(os.environ.get("COURSE_ARTIFACTS", ROOT / "artifacts"))

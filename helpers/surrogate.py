@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from helpers import evaluation, models, training, validation
@@ -176,30 +175,13 @@ def fit(
     lr: float = 1e-3,
     seed: int = 0,
 ) -> None:
-    """Train ``model`` in place on images ``x`` (M, C, H, W) and labels (M,) or probabilities
-    (M, K): labels go through ``training.train``, probabilities through the same loop with a
-    soft cross-entropy. The batch order comes from ``seed``; the model ends in eval mode."""
+    """Train ``model`` in place on images ``x`` (M, C, H, W) and the black box's labels (M,)
+    or probabilities (M, K), with ``training.train``; the batch order comes from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
-    if not targets.is_floating_point():
-        split = Split(x, targets)
-        training.train(
-            model, split, num_epochs=num_epochs, batch_size=batch_size, lr=lr,
-            generator=generator, progress=False,
-        )  # fmt: skip
-        return
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    device = x.device
-    # as in training.train: dropout, if any, draws from a forked global RNG seeded from `seed`
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-        for _ in range(num_epochs):
-            for batch in torch.randperm(len(x), generator=generator).split(batch_size):
-                loss = F.cross_entropy(model(x[batch]), targets[batch])  # soft targets (B, K)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-    model.eval()
+    training.train(
+        model, Split(x, targets), num_epochs=num_epochs, batch_size=batch_size, lr=lr,
+        generator=generator, progress=False,
+    )  # fmt: skip
 
 
 def save_surrogate(result: Surrogate, path: str | Path, *, dataset: Dataset, seed: int) -> Path:

@@ -39,6 +39,8 @@ def train(
     """Train `model` in place with Adam on `train_split`, on the model's device.
 
     Args:
+        train_split: images with labels (N,), or with probabilities (N, K) as soft targets
+            (a surrogate trained on a black box's probabilities); accuracy uses their argmax.
         num_epochs: passes over the data (>= 1).
         generator: a CPU generator for the batch order and dropout (same seed, same model).
         test_split: evaluated after each epoch, for the learning curves.
@@ -70,7 +72,8 @@ def train(
                 loss.backward()
                 optimizer.step()
                 total_loss += loss.item() * len(batch)
-                total_correct += (logits.argmax(1) == y).sum().item()
+                labels = y.argmax(1) if y.dim() == 2 else y  # soft targets: their top class
+                total_correct += (logits.argmax(1) == labels).sum().item()
                 bar.update()
             history.loss.append(total_loss / len(train_split))
             history.accuracy.append(total_correct / len(train_split))

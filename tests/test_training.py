@@ -156,3 +156,24 @@ def test_thread_count_can_be_set():
     runtime.set_num_threads(before)
     with pytest.raises(ValueError, match="num_threads"):
         runtime.set_num_threads(0)
+
+
+def test_soft_targets_train_like_their_one_hot_labels(small):
+    """Probabilities (N, K) as targets: one-hot ones give the labels' model, up to rounding."""
+    soft = data.Split(small.train.x, torch.nn.functional.one_hot(small.train.y, 10).float())
+    models_, histories = [], []
+    for split in (small.train, soft):
+        model = new_model(small)
+        histories.append(
+            training.train(
+                model,
+                split,
+                num_epochs=1,
+                generator=torch.Generator().manual_seed(1),
+                progress=False,
+            )
+        )
+        models_.append(model)
+    x = small.test.x[:16]
+    torch.testing.assert_close(models_[1](x), models_[0](x), rtol=1e-4, atol=1e-4)
+    assert histories[1].accuracy == pytest.approx(histories[0].accuracy, abs=0.01)
