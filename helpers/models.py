@@ -82,7 +82,54 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(self.normalize(x)))
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"SmallCNN": SmallCNN}
+class SurrogateCNN(nn.Module):
+    """The end user's surrogate: unlike `SmallCNN`, 5×5 strided convolutions and no pooling.
+
+    Args:
+        image_shape: (C, H, W) of the inputs.
+        num_classes: K, the number of logits.
+        mean, std: per-channel statistics of the user's own images (for `Normalize`).
+        width: channels of the first conv layer (the second has twice as many).
+        hidden: units of the hidden linear layer.
+    Input (N, C, H, W) in [0, 1]; output logits (N, K).
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 10,
+        mean: tuple[float, ...] = (0.5,),
+        std: tuple[float, ...] = (0.25,),
+        width: int = 16,
+        hidden: int = 100,
+    ) -> None:
+        super().__init__()
+        channels, height, width_px = image_shape
+        self.config = {
+            "image_shape": list(image_shape),
+            "num_classes": num_classes,
+            "mean": list(mean),
+            "std": list(std),
+            "width": width,
+            "hidden": hidden,
+        }
+        self.normalize = Normalize(tuple(mean), tuple(std))
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 5, stride=2, padding=2),
+            nn.ReLU(),  # (N, width, ceil(H/2), ceil(W/2))
+            nn.Conv2d(width, 2 * width, 5, stride=2, padding=2),
+            nn.ReLU(),  # (N, 2 width, ceil(H/4), ceil(W/4))
+        )
+        flat = 2 * width * -(-height // 4) * -(-width_px // 4)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.normalize(x)))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"SmallCNN": SmallCNN, "SurrogateCNN": SurrogateCNN}
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:
@@ -143,53 +190,3 @@ def load_checkpoint(
             f"{path}: weights do not fit {record['architecture']} ({error})"
         ) from error
     return model.eval(), metadata
-
-
-class SurrogateCNN(nn.Module):
-    """The end user's surrogate: unlike `SmallCNN`, 5×5 strided convolutions and no pooling.
-
-    Args:
-        image_shape: (C, H, W) of the inputs.
-        num_classes: K, the number of logits.
-        mean, std: per-channel statistics of the user's own images (for `Normalize`).
-        width: channels of the first conv layer (the second has twice as many).
-        hidden: units of the hidden linear layer.
-    Input (N, C, H, W) in [0, 1]; output logits (N, K).
-    """
-
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int] = (1, 28, 28),
-        num_classes: int = 10,
-        mean: tuple[float, ...] = (0.5,),
-        std: tuple[float, ...] = (0.25,),
-        width: int = 16,
-        hidden: int = 100,
-    ) -> None:
-        super().__init__()
-        channels, height, width_px = image_shape
-        self.config = {
-            "image_shape": list(image_shape),
-            "num_classes": num_classes,
-            "mean": list(mean),
-            "std": list(std),
-            "width": width,
-            "hidden": hidden,
-        }
-        self.normalize = Normalize(tuple(mean), tuple(std))
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, width, 5, stride=2, padding=2),
-            nn.ReLU(),  # (N, width, ceil(H/2), ceil(W/2))
-            nn.Conv2d(width, 2 * width, 5, stride=2, padding=2),
-            nn.ReLU(),  # (N, 2 width, ceil(H/4), ceil(W/4))
-        )
-        flat = 2 * width * -(-height // 4) * -(-width_px // 4)
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(self.normalize(x)))
-
-
-ARCHITECTURES["SurrogateCNN"] = SurrogateCNN
