@@ -25,7 +25,7 @@ def deepfool(
     x: Tensor,
     y: Tensor,
     *,
-    overshoot: float = 0.1,
+    overshoot: float = 0.05,
     max_queries: int = 50,
     num_refine_steps: int = 0,
     refine_overshoot: float = 0.02,
@@ -239,9 +239,9 @@ def _refine(
 _OVERSHOOT = (0.0, 1.0, 0.01)
 for _method in (
     registry.Method("deepfool", "DeepFool", "white box", deepfool, "overshoot", _OVERSHOOT,
-                    {"overshoot": 0.1}),
+                    {"overshoot": 0.05}),
     registry.Method("deepfool_refined", "DeepFool + 10 refinement steps", "white box", deepfool,
-                    "overshoot", _OVERSHOOT, {"overshoot": 0.1, "num_refine_steps": 10}),
+                    "overshoot", _OVERSHOOT, {"overshoot": 0.05, "num_refine_steps": 10}),
 ):  # fmt: skip
     registry.register(_method)
 

@@ -327,7 +327,7 @@ def test_explanation_summaries_count_only_misclassified_images():
     assert 0 < wrong.sum() < 12
     assert result.mean_queries == pytest.approx(result.queries[wrong].double().mean().item())
     assert result.success_rate == result.success[wrong].float().mean().item()
-    assert result.method == "deepfool" and result.settings["overshoot"] == 0.1
+    assert result.method == "deepfool" and result.settings["overshoot"] == 0.05
 
 
 @pytest.mark.parametrize("method", attacks.METHODS)
