@@ -1,6 +1,7 @@
 """The README's result tables, printed as Markdown from the benchmarks' JSON in build/bench/.
 
     .venv/bin/python benchmarks/report.py            # after the benchmarks have run
+    .venv/bin/python benchmarks/report.py --readme   # the same tables, into README.md
 
 Every number the README quotes from a benchmark is printed here from the file that benchmark
 wrote, with the command it was run with; nothing is typed by hand.
@@ -8,12 +9,16 @@ wrote, with the command it was run with; nothing is typed by hand.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+from helpers import attacks, registry  # noqa: F401 (attacks registers the methods)
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "build" / "bench"
+WHITEBOX_DEFAULTS = ("deepfool", "deepfool_refined")  # the registry's names of the defaults
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -29,8 +34,36 @@ def number(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def whitebox_summary(report: dict) -> str:
+    """The architectures side by side: the defaults against the paper's point and DDN."""
+    default, refined = (f"ours: {registry.get(name).label}" for name in WHITEBOX_DEFAULTS)
+    sections = report.get("architectures", {"SmallCNN": report})
+    cells = {}  # row label -> one cell per architecture
+    for section in sections.values():
+        methods, met = section["methods"], section.get("targets", {})
+        d, r = methods[default], methods[refined]
+        for label, value in (
+            ("model accuracy", percent(section.get("model_test_accuracy"))),
+            ("misclassified test images", str(section["num_misclassified"])),
+            ("`deepfool`: success", percent(d["success_rate"])),
+            ("`deepfool`: mean queries", number(d["mean_queries"])),
+            ("`deepfool`: L2 ÷ DDN", number(d["median_l2_ratio_to_reference"], 3)),
+            ("`deepfool_refined`: success", percent(r["success_rate"])),
+            ("`deepfool_refined`: L2 ÷ DDN", number(r["median_l2_ratio_to_reference"], 3)),
+            ("`deepfool_refined`: × faster than DDN", number(r["speedup_vs_reference"], 0)),
+            ("paper's point (≥ 99.67%, ≤ 1.96 q, ≤ 1.25× DDN)", _met(default, met, "paper_point")),
+            ("minimal (100%, ≤ 1.02× DDN, ≥ 20× faster)", _met(refined, met, "minimal")),
+        ):
+            cells.setdefault(label, []).append(value)
+    return table([[label, *values] for label, values in cells.items()], ["", *sections])
+
+
+def _met(name: str, targets: dict, key: str) -> str:
+    return "met" if name in targets.get(key, []) else "**not met**"
+
+
 def whitebox(report: dict) -> str:
-    parts = []
+    parts = [whitebox_summary(report)]
     for arch, section in report.get("architectures", {"SmallCNN": report}).items():
         rows = [
             [
@@ -102,23 +135,56 @@ def robustness(report: dict) -> str:
     return table(rows, header)
 
 
-def main() -> None:
-    for name, render in (
-        ("whitebox", whitebox),
-        ("blackbox", blackbox),
-        ("explorer", explorer),
-        ("robustness", robustness),
-    ):
+RENDERERS = {
+    "whitebox": whitebox,
+    "blackbox": blackbox,
+    "explorer": explorer,
+    "robustness": robustness,
+}
+TITLES = {
+    "whitebox": "White box: four architectures, the paper's point and DDN",
+    "blackbox": "Black box: strategies through a counted black box",
+    "explorer": "Explorer: redraw times",
+    "robustness": "Robustness: the standard CNN and its defences",
+}
+START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
+
+
+def render_all() -> str:
+    """Every benchmark's tables, each under the command, device and threads it ran with."""
+    parts = []
+    for name, render in RENDERERS.items():
         path = BENCH / f"{name}.json"
         if not path.is_file():
-            print(f"## {name}: no {path.relative_to(ROOT)} yet (run benchmarks/{name}.py)\n")
+            parts.append(f"### {TITLES[name]}\n\nNo `{path.relative_to(ROOT)}` yet: run "
+                         f"`benchmarks/{name}.py`.")  # fmt: skip
             continue
         report = json.loads(path.read_text())
-        print(
-            f"## {name}\n\n`{report.get('command', '?')}` on {report.get('device', '?')}, "
-            f"{report.get('num_threads', '?')} threads, torch {report.get('torch', '?')}\n"
+        parts.append(
+            f"### {TITLES[name]}\n\n`{report.get('command', '?')}` on "
+            f"{report.get('device', '?')}, {report.get('num_threads', '?')} threads, torch "
+            f"{report.get('torch', '?')}\n\n{render(report)}"
         )
-        print(render(report) + "\n")
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--readme", action="store_true",
+        help=f"write the tables into README.md between {START!r} and {END!r}",
+    )  # fmt: skip
+    tables = render_all()
+    if not parser.parse_args().readme:
+        print(tables)
+        return
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md has no {START!r} ... {END!r} block to fill")
+    head, rest = text.split(START, 1)
+    readme.write_text(f"{head}{START}\n\n{tables}\n\n{END}{rest.split(END, 1)[1]}")
+    print(f"wrote the tables of {len(RENDERERS)} benchmarks into {readme}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -141,3 +143,44 @@ def test_the_report_prints_a_table_per_benchmark(tmp_path):
     assert "| standard | 96% | 50% | 50% | – | 2.0 |" in text
     explorer = {"methods": {"m": {"redraws": 3, "median_seconds": 0.01, "p95_seconds": 0.02}}}
     assert "| m | 3 | 0.010 | 0.020 |" in report.explorer(explorer)
+    whitebox = {"architectures": {"SmallCNN": _section(1.45, met=True), "MLP": _section(2.1)}}
+    summary = report.whitebox_summary(whitebox)
+    assert summary.splitlines()[0] == "|  | SmallCNN | MLP |"
+    assert "| `deepfool`: mean queries | 1.45 | 2.10 |" in summary
+    assert "| paper's point (≥ 99.67%, ≤ 1.96 q, ≤ 1.25× DDN) | met | **not met** |" in summary
+
+
+def _section(queries: float, met: bool = False) -> dict:
+    """A white-box section of the report: the two default methods, and which met the targets."""
+    method = {"success_rate": 1.0, "mean_queries": queries, "median_l2_ratio_to_reference": 1.1,
+              "speedup_vs_reference": 30.0}  # fmt: skip
+    names = ("ours: DeepFool", "ours: DeepFool + 10 refinement steps")
+    return {
+        "num_misclassified": 38,
+        "model_test_accuracy": 0.962,
+        "methods": dict.fromkeys(names, method),
+        "targets": {"paper_point": [names[0]] if met else [], "minimal": [names[1]]},
+    }
+
+
+def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report
+
+    (tmp_path / "build" / "bench").mkdir(parents=True)
+    explorer = {"command": "c", "methods": {"m": {"redraws": 3, "median_seconds": 0.01,
+                                                   "p95_seconds": 0.02}}}  # fmt: skip
+    (tmp_path / "build" / "bench" / "explorer.json").write_text(json.dumps(explorer))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.START}\nold tables\n{report.END}\nafter\n")
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    monkeypatch.setattr(report, "BENCH", tmp_path / "build" / "bench")
+    monkeypatch.setattr(sys, "argv", ["report.py", "--readme"])
+    report.main()
+    text = readme.read_text()
+    assert text.startswith(f"intro\n{report.START}\n") and text.endswith(f"{report.END}\nafter\n")
+    assert "old tables" not in text and "| m | 3 | 0.010 | 0.020 |" in text
+    assert "No `build/bench/whitebox.json` yet" in text
+    readme.write_text("no block\n")
+    with pytest.raises(SystemExit, match="no"):
+        report.main()
