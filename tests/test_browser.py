@@ -7,6 +7,10 @@ whole; the (true → pred) picker shows the pair of the image on display and jum
 image; the strength slider and the gallery change the status text and the pictures. Last, a
 solution cell runs again in the live page and its explorer works. The screenshot of the main
 explorer lands in build/explorer.png, the server's log in build/explorer-jupyterlab.log.
+
+`COURSE_BROWSER_FULL=1` runs the notebook in full mode on the checkpoints in artifacts/ (those a
+`./run course` left): the README's screenshot comes from such a run, so it shows the mistakes a
+learner sees.
 """
 
 import json
@@ -28,6 +32,7 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/06_explore.ipynb"
 SCREENSHOT = ROOT / "build" / "explorer.png"
+FULL = os.environ.get("COURSE_BROWSER_FULL") == "1"
 SERVER_LOG = ROOT / "build" / "explorer-jupyterlab.log"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; ./run test installs it when missing
 CHROMIUM_ARGS = [
@@ -70,7 +75,8 @@ def get_json(url: str) -> object:
 
 
 def lab_environment(home: Path) -> dict[str, str]:
-    """The course's fast, interactive mode, and Jupyter state in `home`, not the user's."""
+    """The course's fast (or, with COURSE_BROWSER_FULL=1, full) interactive mode, and Jupyter
+    state in `home`, not the user's."""
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # let the kernel draw figures inline, as for a learner
     for name, folder in [
@@ -80,7 +86,7 @@ def lab_environment(home: Path) -> dict[str, str]:
         ("IPYTHONDIR", "ipython"),
         ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
         ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
-        ("COURSE_ARTIFACTS", "artifacts"),
+        *([] if FULL else [("COURSE_ARTIFACTS", "artifacts")]),
     ]:
         env[name] = str(home / folder)
         (home / folder).mkdir()
@@ -88,7 +94,7 @@ def lab_environment(home: Path) -> dict[str, str]:
         path = home / "lab-settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings))
-    env.update(COURSE_WIDGETS="interactive", COURSE_FAST="1")
+    env.update(COURSE_WIDGETS="interactive", COURSE_FAST="0" if FULL else "1")
     return env
 
 
