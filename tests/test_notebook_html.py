@@ -143,3 +143,29 @@ def test_a_browser_offline_renders_the_math_and_the_widget(page):
         label = tab.locator(".widget-hprogress .widget-label").inner_text()
         browser.close()
     assert label == "epochs" and requested == []
+
+
+def test_run_notebooks_executes_saves_and_times_each_notebook(tmp_path):
+    """export/run_notebooks.py, the body of `./run course`, on two tiny notebooks."""
+    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "export/run_notebooks.py")
+    run_notebooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_notebooks)
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    cells = {
+        "01_here.ipynb": "from pathlib import Path\nprint(Path.cwd().name)",
+        "02_fails.ipynb": "raise ValueError('bad cell')",
+    }
+    for name, code in cells.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nbformat.write(nb, source / name)
+    out = {name: tmp_path / name for name in ("executed", "html", "timings.txt")}
+    options = ["--executed-dir", str(out["executed"]), "--html-dir", str(out["html"])]
+    options += ["--timings", str(out["timings.txt"])]
+    with pytest.raises(SystemExit, match="02_fails.ipynb failed"):
+        run_notebooks.main([str(source / name) for name in cells] + options)
+    executed = nbformat.read(out["executed"] / "01_here.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "notebooks\n"  # ran in its own folder
+    assert (out["html"] / "01_here.html").is_file() and not (out["html"] / "02_fails.html").exists()
+    assert re.fullmatch(r" +01_here\.ipynb +\d+ s\n", out["timings.txt"].read_text())
