@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
-from helpers import blackbox, registry  # noqa: F401 (blackbox registers the black-box methods)
+from helpers import blackbox, boundary, registry  # noqa: F401 (they register the black-box methods)
 from helpers.records import Explanation, Predictions
 
 MODES = ("white box", "black box")  # the kinds of method the explorer can offer
