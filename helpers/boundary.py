@@ -87,6 +87,7 @@ class Points:
         # how many there were, and how many of those on both sides agreed with the prior
         self.memory, self.probes = torch.zeros_like(self.x), self.x.new_zeros(len(self.x))
         self.agree, self.mixed = self.x.new_zeros(len(self.x)), self.x.new_zeros(len(self.x))
+        self.gap = self.x.new_zeros(len(self.x))  # x_adv to the last point answered otherwise
 
     def distance(self, rows: Tensor) -> Tensor:
         return (self.x_adv[rows] - self.x[rows]).flatten(1).norm(dim=1)
@@ -195,6 +196,9 @@ def _search(labels: Labels, points: Points, rows: Tensor, end: Tensor) -> None:
         low[active] = torch.where(reached, low[active], middle)
         points.keep(rows[active], candidate, logits, reached)
         points.other[rows[active][~reached]] = logits[~reached].argmax(1)
+    length = delta.flatten(1).norm(dim=1)
+    ended = (high * length - points.distance(rows)).abs() <= 1e-6 * length  # x_adv is high's
+    points.gap[rows[ended]] = ((high - low) * length)[ended]
 
 
 def _normal(labels: Labels, surrogate: Model, points: Points, rows: Tensor,
@@ -226,7 +230,9 @@ def _probe(labels: Labels, points: Points, rows: Tensor, prior: Tensor, num_dire
     noise = _low_frequency(len(rows) * num_directions, prior, generator)
     noise = noise.unflatten(0, (len(rows), num_directions))  # (m, B, C, H, W) unit
     spread = SPREAD * points.distance(rows)[:, None, None, None, None]
-    probes = (points.x_adv[rows, None] + spread * noise).clamp(0, 1)
+    inward = _unit(points.x[rows] - points.x_adv[rows]) * points.gap[rows, None, None, None] / 2
+    center = points.x_adv[rows] + inward  # the middle of the search's last bracket
+    probes = (center[:, None] + spread * noise).clamp(0, 1)
     keep, logits = labels.ask(probes.flatten(0, 1), rows, num_directions)
     rows, noise, prior = rows[keep], noise[keep], prior[keep]
     reached = labels.reached(rows, logits)  # (m, B)

@@ -171,7 +171,7 @@ def test_the_boundary_search_spends_the_shrinking_budget_the_slider_sets(setting
     black_box = blackbox.BlackBox(model)
     logic = explorer.Explorer(mistakes, "abc", black_box=black_box, surrogate=model)
     label = registry.get("blackbox_deepfool_boundary").label
-    for budget in (0, 20):
+    for budget in (0, 20.0):  # the slider answers floats; a whole one is the count it means
         before = black_box.queries
         view = logic.view("black box", label, index=0, strength=budget, max_queries=10)
         assert view.success and 1 <= view.queries <= 10 + budget
