@@ -182,6 +182,21 @@ def main() -> None:
         },
     }
     common.write_report(args.output, report)
+    write_figures(args.output, budget_curve, label_curve)
+
+
+def write_figures(output, budget_curve: list[dict], label_curve: list[dict]) -> None:
+    """The two curves as PNG figures beside the JSON (the README shows copies of them)."""
+    from helpers import plotting
+
+    figures = {
+        "budget_curve": plotting.plot_budget_curve(budget_curve),
+        "label_curve": plotting.plot_label_curve(label_curve),
+    }
+    for name, fig in figures.items():
+        path = output.with_name(f"{output.stem}_{name}.png")
+        plotting.save_figure(fig, path)
+        print(f"wrote {path}")
 
 
 COLUMNS = [  # (header, key, format)

@@ -98,6 +98,10 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     assert [r["label_queries"] for r in report["label_curve"]] == [15, 60]
     assert {"agreement", "success_rate", "mean_queries"} <= report["label_curve"][0].keys()
     assert "l2_within_1.5x_whitebox_at_100_queries" in report["targets"]
+    assert all(
+        (tmp_path / f"blackbox_{name}.png").stat().st_size
+        for name in ("budget_curve", "label_curve")
+    )
     fields = {
         "success_rate",
         "mean_queries",
