@@ -25,10 +25,10 @@ from helpers.blackbox import BlackBox, Strategy
 from helpers.engine import Model
 from helpers.records import Explanation, Predictions
 
-TOLERANCE = 0.01  # a binary search stops within this fraction of the distance to x
+TOLERANCE = 0.005  # a binary search stops within this fraction of the distance to x
 SPREAD = 0.05  # random perturbations this fraction of the distance to x long
-STEP = 0.5  # the first step along the normal, a fraction of the distance to x
-COARSE = 1  # random directions vary over blocks of this many pixels
+STEP = 1.0  # the first step along the normal, a fraction of the distance to x
+COARSE = 2  # random directions vary over blocks of this many pixels
 NUM_TRIES = 4  # halvings of a step before the point stays put this round
 
 
