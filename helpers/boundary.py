@@ -4,9 +4,10 @@
 of each image's budget moving it closer to x, in the spirit of HopSkipJump (Chen, Jordan,
 Wainwright 2020): a binary search puts the point on the boundary; the boundary's normal there is
 estimated from the surrogate's gradient (the prior) and the labels of a few random perturbations
-(Cheng et al. 2019's prior-guided estimate); the point moves to where the ray from x along
-and the search lands it on the boundary again. Every answer goes through the ``BlackBox``, is
-counted per image and stays within its budget; the provider's gradients are never read.
+(Cheng et al. 2019's prior-guided estimate); a step along that normal, halved until the black
+box still answers y, then a binary search from x bring the point back to the boundary, nearer
+x. Every answer goes through the ``BlackBox``, is counted per image and stays within its budget;
+the provider's gradients are never read.
 """
 
 from __future__ import annotations
@@ -165,8 +166,8 @@ def explain(
 
 def _shrink(labels: Labels, surrogate: Model, points: Points, rows: Tensor,
             num_directions: int, generator: torch.Generator) -> None:  # fmt: skip
-    """Move ``points.x_adv[rows]`` toward x, keeping only points answered y, until each image's
-    budget is spent (or, with no random directions, until a step finds nothing nearer)."""
+    """Move ``points.x_adv[rows]`` toward x, keeping only points answered y and nearer x, until
+    each image's budget is spent."""
     _search(labels, points, rows, points.x_adv[rows])
     iteration = 0
     while len(rows := rows[labels.left(rows) >= 2]) and not labels.exhausted:
