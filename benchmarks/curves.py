@@ -182,9 +182,9 @@ def check_targets(budget_records: list[dict], label_records: list[dict], paper) 
 
     smaller = [ours[b]["median_l2_ratio_to_whitebox"] < peer[b]["median_l2_ratio_to_whitebox"]
                for b in ours if b in peer]  # fmt: skip
-    reached = [
+    reached = [  # success rates are float32 means: 19 of 20 is 0.94999998
         r for r in label_records
-        if r["success_rate"] >= 0.95 and r["mean_queries"] <= paper.mean_queries
+        if round(r["success_rate"], 6) >= 0.95 and r["mean_queries"] <= paper.mean_queries
         and r["label_queries"] <= 150
     ]  # fmt: skip
     smallest = min(reached, key=lambda r: (r["label_queries"], r["pool_size"]), default=None)
