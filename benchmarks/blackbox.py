@@ -20,6 +20,7 @@ import statistics
 import time
 
 import common
+import curves
 import torch
 
 from helpers import attacks, blackbox, data, evaluation, metrics, surrogate
@@ -118,6 +119,8 @@ def main() -> None:
     parser = common.parser(__doc__, "blackbox.json")
     parser.add_argument("--surrogate-epochs", type=int, default=40)
     parser.add_argument("--max-queries", type=int, default=20, help="black-box queries per image")
+    parser.add_argument("--budgets", type=int, nargs="*", default=curves.BUDGETS)
+    parser.add_argument("--pool-sizes", type=int, nargs="*", default=curves.POOL_SIZES)
     args = parser.parse_args()
     lesson, model, metadata, mistakes = common.setup(args)
     device, dataset, (x, y) = lesson.device, lesson.dataset, (mistakes.x, mistakes.y)
@@ -135,6 +138,13 @@ def main() -> None:
 
     print()
     common.print_table(results, COLUMNS, "strategy", 46)
+    print("\nbudget curve: black-box queries per image against size (×wb) and direction (cos)")
+    starts = curves.starts_of_true_class(model, check_split(dataset, device), x, y)
+    budget_curve = curves.budget_curve(
+        model, trained[MAIN]["model"], mistakes, whitebox, starts, args.budgets
+    )
+    print(f"\nlabel curve: surrogates from pools of {args.pool_sizes} images")
+    label_curve = curves.label_curve(model, dataset, mistakes, check, args.pool_sizes, args)
     print(
         f"\npaper (method 2, their model and data): {PAPER.success_rate:.2%} success at "
         f"{PAPER.mean_queries} queries per image; ×wb, cos, top50: per-image medians against "
@@ -156,9 +166,37 @@ def main() -> None:
             for name, record in trained.items()
         },
         "strategies": results,
-        "targets": check_targets(results),
+        "budget_curve": budget_curve,
+        "label_curve": label_curve,
+        "label_curve_settings": {
+            "jacobian_rounds": curves.JACOBIAN_ROUNDS,
+            "label_budget": "pool size, × 2^jacobian_rounds with augmentation",
+            "probabilities": True,
+            "num_epochs": "as many optimizer steps as surrogate_epochs over 1,000 images",
+            "surrogate_epochs": args.surrogate_epochs,
+        },
+        "hopskipjump_settings": curves.HOPSKIPJUMP,
+        "targets": {
+            **check_targets(results),
+            **curves.check_targets(budget_curve, label_curve, PAPER),
+        },
     }
     common.write_report(args.output, report)
+    write_figures(args.output, budget_curve, label_curve)
+
+
+def write_figures(output, budget_curve: list[dict], label_curve: list[dict]) -> None:
+    """The two curves as PNG figures beside the JSON (the README shows copies of them)."""
+    from helpers import plotting
+
+    figures = {
+        "budget_curve": plotting.plot_budget_curve(budget_curve),
+        "label_curve": plotting.plot_label_curve(label_curve),
+    }
+    for name, fig in figures.items():
+        path = output.with_name(f"{output.stem}_{name}.png")
+        plotting.save_figure(fig, path)
+        print(f"wrote {path}")
 
 
 COLUMNS = [  # (header, key, format)
@@ -173,6 +211,11 @@ COLUMNS = [  # (header, key, format)
     ("top50", "median_top50_overlap_with_whitebox", "6.2f"),
     ("seconds", "seconds", "8.2f"),
 ]
+
+
+def check_split(dataset, device) -> data.Split:
+    """The test images with their true labels (HopSkipJump's starts come from them)."""
+    return data.Split(dataset.test.x.to(device), dataset.test.y.to(device))
 
 
 def check_targets(results: dict) -> dict:

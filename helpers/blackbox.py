@@ -110,7 +110,7 @@ def _closed_over(model: Model):
     return answer
 
 
-class _Answers:
+class Answers:
     """The black box as the engine's model: its 'logits' are the log of the probabilities it
     answers (one-hot labels when it answers labels only), so ``softmax`` gives them back."""
 
@@ -192,9 +192,9 @@ def explain(
     strategy = (strategy or Strategy()).but(**changes)
     validation.check_images(x, "x")
     validation.check_model(surrogate, x, "surrogate")
-    answers = _Answers(black_box, _num_classes(surrogate, x))
+    answers = Answers(black_box, _num_classes(surrogate, x))
     index = from_record if index is None else index
-    with _evaluating(surrogate), Run(answers, x, y, index=index, name="black box") as run:
+    with evaluating(surrogate), Run(answers, x, y, index=index, name="black box") as run:
         x, answer = run.x, run.logits.argmax(1)  # (N,) the black box's latest answers
         wrong = run.attacked.nonzero()[:, 0]
         first = attacks.explain(surrogate, x[wrong], y[wrong], strategy.method, **strategy.settings)
@@ -239,7 +239,7 @@ def _options(strategy: Strategy) -> dict[str, Any]:
     return {**options, **strategy.settings}
 
 
-def _evaluating(model: Model):
+def evaluating(model: Model):
     """The surrogate in eval mode for the call (the engine warns about the provider's mode)."""
     return runtime.eval_mode(model) if isinstance(model, nn.Module) else nullcontext()
 
@@ -247,7 +247,7 @@ def _evaluating(model: Model):
 def _num_classes(surrogate: Model, x: Tensor) -> int:
     if len(x) == 0:
         return 2
-    with torch.no_grad(), _evaluating(surrogate):
+    with torch.no_grad(), evaluating(surrogate):
         return validation.check_logits(surrogate(x[:1]), 1)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
-from helpers import blackbox, registry  # noqa: F401 (blackbox registers the black-box methods)
+from helpers import blackbox, boundary, registry  # noqa: F401 (they register the black-box methods)
 from helpers.records import Explanation, Predictions
 
 MODES = ("white box", "black box")  # the kinds of method the explorer can offer
@@ -117,6 +117,8 @@ class Explorer:
         low, high, _ = method.knob_range
         if not low <= strength <= high:
             raise ValueError(f"{method.knob}={strength} is outside [{low}, {high}]")
+        if all(isinstance(v, int) for v in method.knob_range) and float(strength).is_integer():
+            strength = int(strength)  # a count, such as a budget: the slider answers floats
         row = self.mistakes[index]
         settings = {method.knob: strength, "max_queries": max_queries}
         result = method(row.x, row.y, index=row.index, **self.subjects, **settings)

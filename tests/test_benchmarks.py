@@ -68,7 +68,7 @@ def test_explorer_benchmark_times_every_method(tmp_path):
         str(output),
     )
     report = json.loads(output.read_text())
-    assert len(report["methods"]) == 7  # four white-box methods, three black-box ones
+    assert len(report["methods"]) == 8  # four white-box methods, four black-box ones
     for record in report["methods"].values():
         assert record["redraws"] == 7 and 0 < record["median_seconds"] <= record["max_seconds"]
 
@@ -83,10 +83,27 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
         "1",
         "--max-images",
         "4",
+        *("--budgets", "10", "25", "--pool-sizes", "15"),
         "--output",
         str(output),
     )
     report = json.loads(output.read_text())
+    budget_fields = {"success_rate", "median_l2_ratio_to_whitebox", "median_cosine", "mean_queries"}
+    assert {(r["method"], r["budget"]) for r in report["budget_curve"]} >= {
+        ("HopSkipJump, targeted (ART)", 10), ("ours: surrogate DeepFool + boundary search", 25)
+    }  # fmt: skip
+    for record in report["budget_curve"]:
+        assert budget_fields <= record.keys() and record["mean_queries"] <= record["budget"]
+    assert [(r["pool_size"], r["jacobian"]) for r in report["label_curve"]] == [
+        (15, False), (15, True)
+    ]  # fmt: skip
+    assert [r["label_queries"] for r in report["label_curve"]] == [15, 60]
+    assert {"agreement", "success_rate", "mean_queries"} <= report["label_curve"][0].keys()
+    assert "l2_within_1.5x_whitebox_at_100_queries" in report["targets"]
+    assert all(
+        (tmp_path / f"blackbox_{name}.png").stat().st_size
+        for name in ("budget_curve", "label_curve")
+    )
     fields = {
         "success_rate",
         "mean_queries",

@@ -154,8 +154,8 @@ def test_blackbox_methods_query_the_black_box_once_per_candidate_and_nothing_mor
     black_box = blackbox.BlackBox(model)
     logic = explorer.Explorer(mistakes, "abc", black_box=black_box, surrogate=model)
     methods = registry.methods("black box")
-    assert [m.knob for m in methods] == ["growth"] * 3
-    for method in methods:
+    assert [m.knob for m in methods] == ["growth"] * 3 + ["num_shrink_queries"]
+    for method in methods[:3]:
         before = black_box.queries
         view = logic.view("black box", method.label, index=0, strength=1.5, max_queries=10)
         extra = method.settings.get("num_shrink_steps", 0)
@@ -164,6 +164,19 @@ def test_blackbox_methods_query_the_black_box_once_per_candidate_and_nothing_mor
         # the probability bars read the answers already given: no further query
         assert black_box.queries - before == view.queries + 1
         assert torch.allclose(view.result.probs_adv, model(view.result.x_adv).softmax(1))
+
+
+def test_the_boundary_search_spends_the_shrinking_budget_the_slider_sets(setting):
+    model, mistakes = setting
+    black_box = blackbox.BlackBox(model)
+    logic = explorer.Explorer(mistakes, "abc", black_box=black_box, surrogate=model)
+    label = registry.get("blackbox_deepfool_boundary").label
+    for budget in (0, 20.0):  # the slider answers floats; a whole one is the count it means
+        before = black_box.queries
+        view = logic.view("black box", label, index=0, strength=budget, max_queries=10)
+        assert view.success and 1 <= view.queries <= 10 + budget
+        assert black_box.queries - before == view.queries + 1
+    assert view.queries > 1  # with its own surrogate as the surrogate, the first hit shrinks
 
 
 def test_the_static_panel_draws_the_mode_asked_for(setting, monkeypatch):

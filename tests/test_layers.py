@@ -14,7 +14,7 @@ FLOORS = [
     {"engine", "evaluation", "metrics"},
     {"training", "attacks", "deepfool"},
     {"blackbox", "forward"},
-    {"surrogate", "defences"},
+    {"surrogate", "defences", "boundary"},
     {"course", "explorer"},
     {"plotting"},
     {"widgets"},

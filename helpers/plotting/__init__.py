@@ -16,6 +16,7 @@ from helpers.plotting.basics import (
     signed_map,
     to_image,
 )
+from helpers.plotting.curves import plot_budget_curve, plot_label_curve
 from helpers.plotting.explanations import (
     plot_agreement,
     plot_success_by_budget,
@@ -42,10 +43,12 @@ __all__ = [
     "draw_signed",
     "plot_accuracy_against_eps",
     "plot_agreement",
+    "plot_budget_curve",
     "plot_confidence_histograms",
     "plot_confusion_matrix",
     "plot_distributions",
     "plot_history",
+    "plot_label_curve",
     "plot_per_class_error",
     "plot_success_by_budget",
     "save_figure",

@@ -1,0 +1,200 @@
+"""The two curves of benchmarks/blackbox.py: explanation size against black-box queries per
+image (ours beside HopSkipJump), and the default explanation against the labels the surrogate
+cost (pool size, with and without Jacobian augmentation)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+
+from helpers import blackbox, boundary, data, metrics, surrogate
+
+BUDGETS = (10, 25, 50, 100, 250, 500)  # black-box queries per image
+POOL_SIZES = (15, 30, 75, 150, 300, 1000)  # 15: 0.5% of the provider's 3,000 training images
+JACOBIAN_ROUNDS = 2  # with augmentation, a surrogate costs pool size × 2^rounds label queries
+MAIN_POOL = 1000  # the main surrogate's images: the label curve matches its optimizer steps
+SCHEDULE_QUERIES = 20  # the surrogate-guided step's share of a budget, at most
+HOPSKIPJUMP = {"norm": 2, "max_iter": 10_000, "init_eval": 10, "max_eval": 1000, "init_size": 1}
+
+
+def describe(method: str, budget: int, result, whitebox) -> dict:
+    """One budget_curve record: success, and size and direction against the white box."""
+    both = result.success & whitebox.success
+    nan = float("nan")
+    ratio = (result.l2 / whitebox.l2)[both].median().item() if both.any() else nan
+    cosine = metrics.similarity(result.delta, whitebox.delta).cosine[both]
+    return {
+        "method": method,
+        "budget": budget,
+        "success_rate": result.success.float().mean().item(),
+        "median_l2_ratio_to_whitebox": ratio,
+        "median_cosine": cosine.median().item() if both.any() else nan,
+        "mean_queries": result.queries.double().mean().item(),
+    }
+
+
+def ours(budget: int) -> dict:
+    """Our methods at ``budget`` queries per image: name -> (function, settings)."""
+    schedule = min(SCHEDULE_QUERIES, budget)
+    shrink = {"max_queries": schedule, "num_shrink_queries": budget - schedule}
+    return {
+        "ours: surrogate DeepFool + boundary search": (boundary.explain, shrink),
+        "ours: schedule ×1.5 (DeepFool)": (blackbox.explain, {"max_queries": budget}),
+        "ours: transfer only (DeepFool on the surrogate)": (blackbox.explain, {"max_queries": 1}),
+    }
+
+
+def budget_curve(model, surrogate_model, mistakes, whitebox, starts, budgets) -> list[dict]:
+    """Every method at every budget, on the same images, each through a fresh black box."""
+    x, y = mistakes.x, mistakes.y
+    records = []
+    for budget in budgets:
+        for name, (explain, settings) in ours(budget).items():
+            black_box = blackbox.BlackBox(model)
+            result = explain(black_box, surrogate_model, x, y, **settings)
+            assert black_box.queries == result.forward_passes.sum().item()
+            assert (result.queries <= budget).all()
+            records.append(describe(name, budget, result, whitebox))
+        peer = hopskipjump(model, x, y, starts, budget, whitebox.logits.shape[1])
+        records.append(describe("HopSkipJump, targeted (ART)", budget, peer, whitebox))
+        for record in records[-4:]:
+            print(
+                f"budget {budget:4d}  {record['method']:48} success {record['success_rate']:.2%}"
+                f"  ×wb {record['median_l2_ratio_to_whitebox']:.2f}"
+                f"  cos {record['median_cosine']:.2f}  mean q {record['mean_queries']:.1f}"
+            )
+    return records
+
+
+class Spent(Exception):
+    """An image's budget is spent: HopSkipJump stops there."""
+
+
+def hopskipjump(model, x, y, starts, budget: int, num_classes: int):
+    """ART's HopSkipJump targeted to y, one image at a time from ``starts`` (N, C, H, W), images
+    the black box answers y to. Each image may ask ``budget`` queries, the check of its start
+    included (the answer on x itself is free, as for ours); it ends on the nearest point to x
+    it was answered y on. Returns a record like ours (via ``Result``)."""
+    from art.attacks.evasion import HopSkipJump
+    from art.estimators.classification import BlackBoxClassifier
+
+    x_adv, queries = starts.clone(), torch.zeros(len(x), dtype=torch.int64)
+    for i in range(len(x)):
+        black_box = blackbox.BlackBox(model, max_queries=budget + 1)
+        best = [math.inf]
+
+        def predict(batch: np.ndarray, i=i, black_box=black_box, best=best) -> np.ndarray:
+            images = torch.from_numpy(batch).to(x)
+            room = min(len(images), black_box.queries_left)
+            labels = black_box.labels(images[:room])
+            distance = (images[:room] - x[i]).flatten(1).norm(dim=1)
+            distance[labels != y[i]] = math.inf
+            if len(distance) and distance.min() < best[0]:
+                best[0] = distance.min().item()
+                x_adv[i] = images[distance.argmin()]
+            if room < len(images):
+                raise Spent
+            return np.eye(num_classes, dtype=np.float32)[labels.cpu().numpy()]
+
+        classifier = BlackBoxClassifier(
+            predict, tuple(x.shape[1:]), num_classes, clip_values=(0, 1)
+        )
+        attack = HopSkipJump(classifier, targeted=True, verbose=False, **HOPSKIPJUMP)
+        with contextlib.suppress(Spent):  # the budget ends the attack, not an error
+            attack.generate(
+                x[i : i + 1].cpu().numpy(),
+                y=np.array([int(y[i])]),
+                x_adv_init=starts[i : i + 1].cpu().numpy(),
+            )
+        queries[i] = black_box.queries - 1  # less the answer on x
+    return Result(model, x, y, x_adv, queries)
+
+
+class Result:
+    """The fields ``describe`` reads, for a peer's output images."""
+
+    def __init__(self, model, x, y, x_adv, queries) -> None:
+        with torch.no_grad():
+            self.success = model(x_adv).argmax(1) == y
+        self.delta, self.queries = x_adv - x, queries.to(x.device)
+        self.l2 = self.delta.flatten(1).norm(dim=1)
+
+
+def starts_of_true_class(model, test: data.Split, x, y) -> torch.Tensor:
+    """For each image, the nearest test image of its true class that the model gets right
+    (HopSkipJump's targeted start; chosen with the referee's answers, which no user pays for)."""
+    with torch.no_grad():
+        right = model(test.x).argmax(1) == test.y
+    starts = torch.empty_like(x)
+    for i in range(len(x)):
+        pool = test.x[right & (test.y == y[i])]
+        starts[i] = pool[(pool - x[i]).flatten(1).norm(dim=1).argmin()]
+    return starts
+
+
+def label_curve(model, dataset, mistakes, check, pool_sizes, args) -> list[dict]:
+    """A surrogate per pool size, with and without Jacobian augmentation, and the default
+    black-box explanation through it."""
+    records = []
+    for pool_size in pool_sizes:
+        for jacobian in (False, True):
+            rounds = JACOBIAN_ROUNDS if jacobian else 0
+            black_box = blackbox.BlackBox(model, max_queries=pool_size * 2**rounds)
+            # as many optimizer steps as the 1,000-image surrogate's, however small the set
+            batches = math.ceil(pool_size * 2**rounds / 64)
+            num_epochs = math.ceil(args.surrogate_epochs * math.ceil(MAIN_POOL / 64) / batches)
+            generator = torch.Generator().manual_seed(args.seed)
+            trained = surrogate.train_surrogate(
+                black_box, dataset.pool.x.to(mistakes.x.device), num_classes=dataset.num_classes,
+                num_seed=pool_size, num_rounds=rounds, probabilities=True,
+                num_epochs=num_epochs, generator=generator, check=check,
+            )  # fmt: skip
+            result = blackbox.explain(blackbox.BlackBox(model), trained.model, mistakes)
+            records.append({
+                "pool_size": pool_size, "jacobian": jacobian,
+                "label_queries": trained.label_queries, "agreement": trained.agreement,
+                "success_rate": result.success_rate, "mean_queries": result.mean_queries,
+                "num_epochs": num_epochs,
+            })  # fmt: skip
+            print(
+                f"pool {pool_size:5d}, Jacobian {str(jacobian):5}: {trained.label_queries:5d} "
+                f"labels, agreement {trained.agreement:.2%}, success {result.success_rate:.2%} "
+                f"at {result.mean_queries:.2f} queries"
+            )
+    return records
+
+
+def check_targets(budget_records: list[dict], label_records: list[dict], paper) -> dict:
+    """The issue's targets, each True, False, or None where the run did not measure it."""
+    ours = {r["budget"]: r for r in budget_records if r["method"].startswith("ours: surrogate")}
+    peer = {r["budget"]: r for r in budget_records if r["method"].startswith("HopSkipJump")}
+
+    def size(budget: int, ratio: float) -> bool | None:
+        r = ours.get(budget)
+        return (
+            None
+            if r is None
+            else r["success_rate"] == 1 and r["median_l2_ratio_to_whitebox"] <= ratio
+        )
+
+    smaller = [ours[b]["median_l2_ratio_to_whitebox"] < peer[b]["median_l2_ratio_to_whitebox"]
+               for b in ours if b in peer]  # fmt: skip
+    reached = [  # success rates are float32 means: 19 of 20 is 0.94999998
+        r for r in label_records
+        if round(r["success_rate"], 6) >= 0.95 and r["mean_queries"] <= paper.mean_queries
+        and r["label_queries"] <= 150
+    ]  # fmt: skip
+    smallest = min(reached, key=lambda r: (r["label_queries"], r["pool_size"]), default=None)
+    targets = {
+        "l2_within_1.5x_whitebox_at_100_queries": size(100, 1.5),
+        "l2_within_1.2x_whitebox_at_500_queries": size(500, 1.2),
+        "smaller_than_hopskipjump_at_every_budget": all(smaller) if smaller else None,
+        "paper_point_from_at_most_150_labels": bool(reached) if label_records else None,
+        "smallest_pool_at_paper_point": smallest,
+    }
+    for name, value in targets.items():
+        print(f"target {name}: {value}")
+    return targets

@@ -1,0 +1,104 @@
+"""Shrinking a black-box explanation toward the boundary, from label answers only."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_blackbox import Provider, binary_case, make_surrogate
+from tiny import make_batch
+
+from helpers import blackbox, boundary, registry
+from helpers.blackbox import BlackBox
+
+BUDGETS = st.tuples(st.integers(1, 8), st.integers(0, 40), st.integers(0, 5))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), num_images=st.integers(1, 6), budgets=BUDGETS,
+       dtype=st.sampled_from([torch.float32, torch.float64]))  # fmt: skip
+def test_invariants(seed, num_images, budgets, dtype):
+    """budgets: the schedule's max_queries, num_shrink_queries and num_directions."""
+    max_queries, num_shrink_queries, num_directions = budgets
+    model, surrogate = Provider(seed, dtype), make_surrogate(seed, dtype)  # model: no backward
+    x, y = make_batch(seed, num_images, dtype)
+    x_before, rng = x.clone(), torch.get_rng_state()
+    first = blackbox.explain(BlackBox(model), surrogate, x, y, max_queries=max_queries)
+    black_box = BlackBox(model)
+    run = lambda box: boundary.explain(
+        box, surrogate, x, y, max_queries=max_queries, num_shrink_queries=num_shrink_queries,
+        num_directions=num_directions,
+    )  # fmt: skip
+    result = run(black_box)
+
+    assert torch.equal(x, x_before) and torch.equal(torch.get_rng_state(), rng)
+    assert result.x_adv.dtype == dtype and result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+    with torch.no_grad():  # success, and the answer kept, are the provider's fresh answers
+        assert torch.equal(result.success, model(result.x_adv).argmax(1) == y)
+        assert torch.equal(result.y_adv, model(result.x_adv).argmax(1))
+    # every query went through the black box, counted per image, within each image's budget
+    assert black_box.queries == result.forward_passes.sum().item()
+    assert torch.equal(result.queries, result.forward_passes - 1)
+    assert (result.queries <= max_queries + num_shrink_queries).all()
+    assert (result.backward_passes == 0).all()
+    # a success stays a success, and shrinking never moves it farther from x
+    assert torch.equal(result.success, first.success)
+    assert (result.l2 <= first.l2).all()
+    assert torch.equal(result.x_adv[~result.misclassified], x[~result.misclassified])
+    again = run(BlackBox(model))
+    assert torch.equal(result.x_adv, again.x_adv) and torch.equal(result.queries, again.queries)
+
+
+@pytest.mark.parametrize("num_directions", [0, 4])
+def test_a_flat_boundary_is_found_to_within_the_search_tolerance(num_directions):
+    # the surrogate's margin has the provider's direction; its boundary is nearer x (0.1 vs
+    # 0.3): the schedule overshoots, and the binary search comes back to 0.3
+    provider, surrogate, x, y = binary_case(0.1, 0.3)
+    first = blackbox.explain(BlackBox(provider), surrogate, x, y, min_radius=0.05)
+    result = boundary.explain(
+        BlackBox(provider), surrogate, x, y, min_radius=0.05, num_directions=num_directions
+    )
+    assert first.l2.item() > 0.33 and result.success.item()
+    assert result.l2.item() == pytest.approx(0.3, rel=boundary.TOLERANCE * 1.5)
+
+
+def test_shrinking_spends_what_the_schedule_left_and_no_more():
+    provider, surrogate, x, y = binary_case(0.1, 0.3)
+    result = boundary.explain(
+        BlackBox(provider), surrogate, x, y, min_radius=0.05, max_queries=5,
+        num_shrink_queries=3,
+    )  # fmt: skip
+    # four schedule queries (radii 0.1, 0.15, 0.225, 0.3375), then 4 of the search's
+    assert result.queries.item() == 8 and result.success.item()
+    assert 0.3 < result.l2.item() < 0.3375
+
+
+def test_a_spent_black_box_stops_shrinking_and_keeps_every_success():
+    model, surrogate = Provider(0), make_surrogate(0)
+    x, y = make_batch(0, 12)
+    first = blackbox.explain(BlackBox(model), surrogate, x, y, max_queries=10)
+    assert first.success[first.misclassified].sum() == 6
+    black_box = BlackBox(model, max_queries=12 + first.queries.sum().item() + 7)
+    with pytest.warns(UserWarning, match="ran out while shrinking"):
+        result = boundary.explain(black_box, surrogate, x, y, max_queries=10)
+    assert black_box.queries_left == 0 and result.queries.sum() == black_box.queries - 12
+    assert torch.equal(result.success, first.success) and (result.l2 <= first.l2).all()
+
+
+def test_it_is_registered_with_the_shrinking_budget_as_its_knob():
+    method = registry.get("blackbox_deepfool_boundary", "black box")
+    assert method.knob == "num_shrink_queries" and method.needs == ("black_box", "surrogate")
+    provider, surrogate, x, y = binary_case(0.1, 0.3)
+    result = method(x, y, black_box=BlackBox(provider), surrogate=surrogate, min_radius=0.05)
+    assert result.method == "blackbox_deepfool_boundary" and result.success.item()
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"num_shrink_queries": -1}, "num_shrink_queries"), ({"num_directions": 1.5}, "directions")],
+)
+def test_bad_settings_are_rejected_before_any_query(settings, message):
+    black_box = BlackBox(Provider(0))
+    x, y = make_batch(0, 3)
+    with pytest.raises((TypeError, ValueError), match=message):
+        boundary.explain(black_box, make_surrogate(0), x, y, **settings)
+    assert black_box.queries == 0
