@@ -107,6 +107,46 @@ def blackbox(report: dict) -> str:
         "× white box",
         "cosine",
     ]
+    parts = [table(rows, header)]
+    if report.get("budget_curve"):
+        title = "**Budget curve** (black-box queries per image: median L2 ÷ the developer's "
+        title += "explanation, DeepFool + refinement; success; median cosine with it)"
+        parts.append(title + "\n\n" + budget_table(report))
+    if report.get("label_curve"):
+        parts.append("**Label curve** (surrogates from small pools of unlabelled images)\n\n"
+                     + label_table(report))  # fmt: skip
+    if report.get("targets"):
+        met = [f"- {name}: {value}" for name, value in report["targets"].items()]
+        parts.append("**Targets** (as the benchmark checked them)\n\n" + "\n".join(met))
+    return "\n\n".join(parts)
+
+
+def budget_table(report: dict) -> str:
+    """Methods as rows, budgets as columns: median L2 ÷ white box (success, cosine)."""
+    budgets = sorted({r["budget"] for r in report["budget_curve"]})
+    cells: dict[str, dict[int, str]] = {}
+    for r in report["budget_curve"]:
+        cells.setdefault(r["method"], {})[r["budget"]] = (
+            f"{number(r['median_l2_ratio_to_whitebox'])}× ({percent(r['success_rate'])}, "
+            f"cos {number(r['median_cosine'])})"
+        )
+    rows = [[name, *(row.get(b, "–") for b in budgets)] for name, row in cells.items()]
+    return table(rows, ["method", *(f"{b} queries" for b in budgets)])
+
+
+def label_table(report: dict) -> str:
+    rows = [
+        [
+            str(r["pool_size"]),
+            "yes" if r["jacobian"] else "no",
+            str(r["label_queries"]),
+            percent(r["agreement"]),
+            percent(r["success_rate"]),
+            number(r["mean_queries"]),
+        ]
+        for r in report["label_curve"]
+    ]
+    header = ["pool", "Jacobian", "label queries", "agreement", "success", "mean queries"]
     return table(rows, header)
 
 

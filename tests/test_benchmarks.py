@@ -201,3 +201,17 @@ def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
     readme.write_text("no block\n")
     with pytest.raises(SystemExit, match="no"):
         report.main()
+
+
+def test_the_report_shows_the_black_box_curves():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report
+
+    point = {"success_rate": 1.0, "median_l2_ratio_to_whitebox": 2.5, "median_cosine": 0.4}
+    curve = [{"method": "ours", "budget": b, **point} for b in (10, 100)]
+    labels = [{"pool_size": 15, "jacobian": True, "label_queries": 60, "agreement": 0.5,
+               "success_rate": 0.95, "mean_queries": 4.9}]  # fmt: skip
+    text = report.blackbox({"strategies": {}, "budget_curve": curve, "label_curve": labels})
+    assert "| method | 10 queries | 100 queries |" in text
+    assert "| ours | 2.50× (100%, cos 0.40) | 2.50× (100%, cos 0.40) |" in text
+    assert "| 15 | yes | 60 | 50% | 95% | 4.90 |" in text
