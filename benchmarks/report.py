@@ -190,9 +190,23 @@ TITLES = {
 START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
 
 
+def course_timings() -> str:
+    """The notebooks' run times from build/timings.txt, which `./run course` writes."""
+    path = ROOT / "build" / "timings.txt"
+    if not path.is_file():
+        return "### Run times of the notebooks\n\nNo `build/timings.txt` yet: run `./run course`."
+    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    rows = [[name, f"{seconds} s"] for name, seconds, _ in rows]
+    return (
+        "### Run times of the notebooks\n\n`./run course` on the machine of the benchmarks "
+        "below (each notebook executed and written as HTML; from `build/timings.txt`)\n\n"
+        + table(rows, ["notebook", "seconds"])
+    )
+
+
 def render_all() -> str:
     """Every benchmark's tables, each under the command, device and threads it ran with."""
-    parts = []
+    parts = [course_timings()]
     for name, render in RENDERERS.items():
         path = BENCH / f"{name}.json"
         if not path.is_file():
