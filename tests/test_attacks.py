@@ -204,7 +204,7 @@ class Bent(nn.Module):
         return torch.stack([torch.zeros_like(u), self.bend(u)], 1)
 
 
-BENDS = {  # name -> (bend, most queries; a fixed 5% overshoot needed 4, 6 and 9)
+BENDS = {  # name -> (bend, most queries at overshoot 0.1; a fixed 5% overshoot needed 4, 6 and 9)
     "u|u|": (lambda u: u * u.abs(), 3),
     "u^3": (lambda u: u**3, 4),
     "u^5": (lambda u: u**5, 8),
@@ -224,9 +224,11 @@ def test_deepfool_does_not_stall_where_a_longer_step_fixes_the_margin(bend, seed
     function, most_queries = BENDS[bend]
     model = Bent(w, b, function).eval()
     y = torch.ones(4, dtype=torch.int64)
-    result = attacks.deepfool(model, x, y)
     reachable = (x.flatten(1) @ w + b < 0) & ((w.clamp(min=0).sum() + b) > 0)
+    result = attacks.deepfool(model, x, y, overshoot=0.1)
     assert result.success[reachable].all() and (result.queries <= most_queries).all()
+    default = attacks.deepfool(model, x, y)  # overshoot 0.05: never more than the fixed rule
+    assert default.success[reachable].all() and (default.queries <= 9).all()
 
 
 @settings(max_examples=30, deadline=None)
