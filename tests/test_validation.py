@@ -119,7 +119,7 @@ def test_attacks_run_a_training_model_in_eval_mode_and_give_its_mode_back():
 
 
 def test_a_model_that_returns_probabilities_gets_a_warning():
-    model = nn.Sequential(tiny_model(), nn.Softmax(1))
+    model = nn.Sequential(tiny_model(), nn.Softmax(1)).eval()  # only the softmax is wrong
     with pytest.warns(UserWarning, match="seems to return probabilities.*final softmax"):
         attacks.explain(model, images(), torch.tensor([0, 1]))
     with warnings.catch_warnings():
