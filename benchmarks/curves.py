@@ -20,22 +20,6 @@ SCHEDULE_QUERIES = 20  # the surrogate-guided step's share of a budget, at most
 HOPSKIPJUMP = {"norm": 2, "max_iter": 10_000, "init_eval": 10, "max_eval": 1000, "init_size": 1}
 
 
-def describe(method: str, budget: int, result, whitebox) -> dict:
-    """One budget_curve record: success, and size and direction against the white box."""
-    both = result.success & whitebox.success
-    nan = float("nan")
-    ratio = (result.l2 / whitebox.l2)[both].median().item() if both.any() else nan
-    cosine = metrics.similarity(result.delta, whitebox.delta).cosine[both]
-    return {
-        "method": method,
-        "budget": budget,
-        "success_rate": result.success.float().mean().item(),
-        "median_l2_ratio_to_whitebox": ratio,
-        "median_cosine": cosine.median().item() if both.any() else nan,
-        "mean_queries": result.queries.double().mean().item(),
-    }
-
-
 def ours(budget: int) -> dict:
     """Our methods at ``budget`` queries per image: name -> (function, settings)."""
     schedule = min(SCHEDULE_QUERIES, budget)
@@ -57,9 +41,9 @@ def budget_curve(model, surrogate_model, mistakes, whitebox, starts, budgets) ->
             result = explain(black_box, surrogate_model, x, y, **settings)
             assert black_box.queries == result.forward_passes.sum().item()
             assert (result.queries <= budget).all()
-            records.append(describe(name, budget, result, whitebox))
+            records.append(metrics.budget_record(name, budget, result, whitebox))
         peer = hopskipjump(model, x, y, starts, budget, whitebox.logits.shape[1])
-        records.append(describe("HopSkipJump, targeted (ART)", budget, peer, whitebox))
+        records.append(metrics.budget_record("HopSkipJump, targeted (ART)", budget, peer, whitebox))
         for record in records[-4:]:
             print(
                 f"budget {budget:4d}  {record['method']:48} success {record['success_rate']:.2%}"
@@ -114,7 +98,7 @@ def hopskipjump(model, x, y, starts, budget: int, num_classes: int):
 
 
 class Result:
-    """The fields ``describe`` reads, for a peer's output images."""
+    """The fields ``metrics.budget_record`` reads, for a peer's output images."""
 
     def __init__(self, model, x, y, x_adv, queries) -> None:
         with torch.no_grad():

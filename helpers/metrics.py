@@ -115,11 +115,30 @@ def similarity(delta: Tensor, reference: Tensor, *, top_k: int = 50) -> Similari
     return Similarity(cosine=cosine, overlap=shared.to(delta.dtype) / top_k)
 
 
+def budget_record(method: str, budget: int, result: Explanation, whitebox: Explanation) -> dict:
+    """One point of a budget curve: ``result``'s success, and its median size (L2 ÷ the
+    ``whitebox`` explanation's) and cosine with it, on the images both explain; the record
+    ``plotting.plot_budget_curve`` draws and ``benchmarks/blackbox.py`` writes."""
+    both = result.success & whitebox.success
+    nan = float("nan")
+    ratio = (result.l2 / whitebox.l2)[both].median().item() if both.any() else nan
+    cosine = similarity(result.delta, whitebox.delta).cosine[both]
+    return {
+        "method": method,
+        "budget": budget,
+        "success_rate": result.success.float().mean().item(),
+        "median_l2_ratio_to_whitebox": ratio,
+        "median_cosine": cosine.median().item() if both.any() else nan,
+        "mean_queries": result.queries.double().mean().item(),
+    }
+
+
 __all__ = [
     "PAPER_BLACKBOX",
     "PAPER_WHITEBOX",
     "Reference",
     "Similarity",
+    "budget_record",
     "similarity",
     "summarize",
     "summary_markdown",

@@ -119,3 +119,25 @@ def test_table_markdown_prints_percentages_a_format_and_dashes():
         "| a | 50.0% | 1.2 |",
         "| b | 100.0% | – |",
     ]
+
+
+def test_budget_record_compares_with_the_white_box_on_images_both_explain():
+    x = torch.zeros(3, 1, 8, 8)  # similarity compares the top 50 pixels
+    y = torch.tensor([0, 1, 2])
+    logits = torch.zeros(3, 3)
+
+    def explanation(scale: float, success: list[bool]) -> Explanation:
+        x_adv = x + scale * torch.arange(1.0, 4.0)[:, None, None, None]
+        queries = torch.tensor([2, 4, 6])
+        counts = dict(queries=queries, forward_passes=queries, backward_passes=queries)
+        return Explanation(index=torch.arange(3), x=x, y=y, logits=logits, x_adv=x_adv,
+                           logits_adv=logits, attacked=torch.ones(3, dtype=torch.bool),
+                           success=torch.tensor(success), **counts)  # fmt: skip
+
+    record = metrics.budget_record(
+        "m", 25, explanation(0.2, [1, 1, 0]), explanation(0.1, [1, 0, 1])
+    )
+    assert record["method"] == "m" and record["budget"] == 25 and record["mean_queries"] == 4
+    assert record["success_rate"] == pytest.approx(2 / 3)
+    assert record["median_l2_ratio_to_whitebox"] == pytest.approx(2.0)  # only image 0 counts
+    assert record["median_cosine"] == pytest.approx(1.0)
