@@ -128,8 +128,9 @@ def label_curve(model, dataset, mistakes, check, pool_sizes, args) -> list[dict]
             rounds = JACOBIAN_ROUNDS if jacobian else 0
             black_box = blackbox.BlackBox(model, max_queries=pool_size * 2**rounds)
             # as many optimizer steps as the 1,000-image surrogate's, however small the set
-            batches = math.ceil(pool_size * 2**rounds / 64)
-            num_epochs = math.ceil(args.surrogate_epochs * math.ceil(MAIN_POOL / 64) / batches)
+            num_epochs = surrogate.matched_epochs(
+                pool_size * 2**rounds, MAIN_POOL, args.surrogate_epochs
+            )
             generator = torch.Generator().manual_seed(args.seed)
             trained = surrogate.train_surrogate(
                 black_box, dataset.pool.x.to(mistakes.x.device), num_classes=dataset.num_classes,
@@ -138,9 +139,8 @@ def label_curve(model, dataset, mistakes, check, pool_sizes, args) -> list[dict]
             )  # fmt: skip
             result = blackbox.explain(blackbox.BlackBox(model), trained.model, mistakes)
             records.append({
-                "pool_size": pool_size, "jacobian": jacobian,
-                "label_queries": trained.label_queries, "agreement": trained.agreement,
-                "success_rate": result.success_rate, "mean_queries": result.mean_queries,
+                **metrics.label_record(pool_size, jacobian, trained.label_queries,
+                                       trained.agreement, result),
                 "num_epochs": num_epochs,
             })  # fmt: skip
             print(

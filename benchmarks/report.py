@@ -152,10 +152,16 @@ def label_table(report: dict) -> str:
 
 def explorer(report: dict) -> str:
     rows = [
-        [name, str(r["redraws"]), number(r["median_seconds"], 3), number(r["p95_seconds"], 3)]
+        [name, str(r["redraws"]), number(r["median_seconds"], 3), number(r["p95_seconds"], 3),
+         number(r.get("max_seconds"), 3)]
         for name, r in report["methods"].items()
-    ]
-    return table(rows, ["method", "redraws", "median s", "95th percentile s"])
+    ]  # fmt: skip
+    text = table(rows, ["method", "redraws", "median s", "95th percentile s", "slowest s"])
+    return text + (
+        "\n\nA method with a replay (the boundary search) runs once for every image when it is "
+        "first chosen, at the top of its slider: that redraw is the slowest one; every later "
+        "slider move replays that search without a query."
+    )
 
 
 def robustness(report: dict) -> str:

@@ -18,87 +18,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from helpers import attacks, blackbox, engine, objectives, registry, validation
+from helpers import attacks, blackbox, engine, geometry, objectives, registry, validation
 from helpers.blackbox import BlackBox, Strategy
+from helpers.decision import Labels, Points
 from helpers.engine import Model
 from helpers.records import Explanation, Predictions
 
 TOLERANCE = 0.005  # a binary search stops within this fraction of the distance to x
 SPREAD = 0.05  # random perturbations this fraction of the distance to x long
 STEP = 1.0  # the first step along the normal, a fraction of the distance to x
-COARSE = 2  # random directions vary over blocks of this many pixels
+COARSE = 2  # random directions vary over blocks of this many pixels (geometry)
 NUM_TRIES = 4  # halvings of a step before the point stays put this round
-
-
-class Labels:
-    """The black box's answers for rows of a batch, counted per image, each within its budget.
-
-    ``y`` (N,): the classes an explanation must reach; ``spent`` (N,): queries each image has
-    used already; ``max_queries``: each image's budget, those included.
-    """
-
-    def __init__(self, black_box: BlackBox, num_classes: int, y: Tensor, spent: Tensor,
-                 max_queries: int) -> None:  # fmt: skip
-        answers = blackbox.Answers(black_box, num_classes)
-        self.counter = engine.QueryCounter(answers, len(y), y.device)
-        self.y, self.spent, self.max_queries = y, spent, max_queries
-        self.num_classes = num_classes
-        self.exhausted = False  # the black box's own budget ran out
-
-    def left(self, rows: Tensor) -> Tensor:
-        """(n,) queries the images ``rows`` (n,) may still spend."""
-        return self.max_queries - self.spent[rows] - self.counter.queries[rows]
-
-    def ask(self, points: Tensor, rows: Tensor, cost: int = 1) -> tuple[Tensor, Tensor]:
-        """Answers on ``points`` (n·cost, C, H, W), ``cost`` of them for each image of ``rows``
-        (n,), for the images whose budgets cover them. Returns (answered (n,) mask, their
-        logits (m, cost, K)); only the label of an answer guides the search."""
-        keep = self.left(rows) >= cost
-        capacity = self.counter.capacity
-        if capacity is not None and capacity < int(keep.sum()) * cost:
-            self.exhausted = True
-            keep &= keep.cumsum(0) <= capacity // cost
-        points = points.unflatten(0, (len(rows), cost))[keep].flatten(0, 1)
-        if len(points) == 0:
-            return keep, points.new_zeros(0, cost, self.num_classes)
-        with torch.no_grad():
-            logits = self.counter(points, rows[keep].repeat_interleave(cost))
-        return keep, logits.unflatten(0, (-1, cost))
-
-    def reached(self, rows: Tensor, logits: Tensor) -> Tensor:
-        """(m, cost) whether the black box answered y[rows] (m,) in ``logits`` (m, cost, K)."""
-        return logits.argmax(2) == self.y[rows, None]
-
-
-@dataclass(eq=False)
-class Points:
-    """Each image's best point so far, ``x_adv`` (N, C, H, W), always answered y, and the black
-    box's answer there, ``logits_adv`` (N, K); updated in place."""
-
-    x: Tensor
-    x_adv: Tensor
-    logits_adv: Tensor
-    other: Tensor  # (N,) a class the black box answered on the far side of the boundary
-
-    def __post_init__(self) -> None:
-        # what the random probes said so far: the sum of their signed directions (N, C, H, W),
-        # how many there were, and how many of those on both sides agreed with the prior
-        self.memory, self.probes = torch.zeros_like(self.x), self.x.new_zeros(len(self.x))
-        self.agree, self.mixed = self.x.new_zeros(len(self.x)), self.x.new_zeros(len(self.x))
-        self.gap = self.x.new_zeros(len(self.x))  # x_adv to the last point answered otherwise
-
-    def distance(self, rows: Tensor) -> Tensor:
-        return (self.x_adv[rows] - self.x[rows]).flatten(1).norm(dim=1)
-
-    def keep(self, rows: Tensor, candidate: Tensor, logits: Tensor, better: Tensor) -> None:
-        """Take ``candidate`` (n, C, H, W) for the ``rows`` (n,) where ``better`` (n,) and it is
-        nearer x than the point it replaces."""
-        nearer = (candidate - self.x[rows]).flatten(1).norm(dim=1) < self.distance(rows)
-        better = better & nearer
-        self.x_adv[rows[better]], self.logits_adv[rows[better]] = candidate[better], logits[better]
 
 
 def explain(
@@ -112,6 +44,7 @@ def explain(
     strategy: Strategy | None = None,
     generator: torch.Generator | None = None,
     index: Tensor | None = None,
+    progress: list | None = None,
     **changes: Any,
 ) -> Explanation:
     """Explain the black box's mistakes with ``blackbox.explain``, then shrink each explanation.
@@ -125,6 +58,9 @@ def explain(
             step (0: the surrogate's gradient alone).
         strategy, changes: the surrogate-guided step's ``Strategy`` and changes to it.
         generator: draws the random perturbations (default: seeded with 0).
+        progress: if a list, every improvement is appended to it, the surrogate-guided step's
+            first: (rows (m,), each image's queries when answered (m,), x_adv (m, C, H, W),
+            logits_adv (m, K)), in the order found; ``track`` replays them.
     Returns: an ``Explanation``; each x_adv is the nearest point to x found that the black box
         answered y to, so its L2 is never above that of the surrogate-guided step.
     """
@@ -137,7 +73,11 @@ def explain(
     first = blackbox.explain(black_box, surrogate, x, y, strategy, index=index)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     labels = Labels(black_box, first.logits.shape[1], y, first.queries, max_queries)
-    points = Points(first.x, first.x_adv.clone(), first.logits_adv.clone(), first.y_pred.clone())
+    points = Points(first.x, first.x_adv.clone(), first.logits_adv.clone(), first.y_pred.clone(),
+                    progress)  # fmt: skip
+    if progress is not None:
+        every = torch.arange(len(y), device=y.device)
+        progress.append((every, first.queries, first.x_adv, first.logits_adv))
     rows = (first.success & first.attacked).nonzero()[:, 0]
     with blackbox.evaluating(surrogate):
         _shrink(labels, surrogate, points, rows, num_directions, generator)
@@ -162,6 +102,49 @@ def explain(
             "num_directions": num_directions,
         },  # fmt: skip
     )
+
+
+@dataclass(frozen=True)
+class Track:
+    """One boundary search with its progress, to replay at any smaller shrinking budget (the
+    explorer's slider redraws from it without a query).
+
+    ``final``: ``explain``'s result; ``progress``: its improvements, in order (see ``explain``).
+    ``at(n)`` is, for each image, the nearest point the search had found once it had spent n
+    shrinking queries. ``explain`` run with a budget of n plans for it (it stops probing when
+    few queries are left), so its result can differ from ``at(n)``: both are explanations the
+    black box answered y to, within n shrinking queries.
+    """
+
+    final: Explanation
+    progress: tuple[tuple[Tensor, Tensor, Tensor, Tensor], ...]
+
+    def at(self, num_shrink_queries: int) -> Explanation:
+        """The explanation after ``num_shrink_queries`` (at most the search's own) per image."""
+        most = self.final.settings["num_shrink_queries"]
+        validation.check_count(num_shrink_queries, "num_shrink_queries", minimum=0)
+        if num_shrink_queries > most:
+            raise ValueError(f"num_shrink_queries={num_shrink_queries}: this track ran {most}")
+        limit = self.final.settings["max_queries"] + num_shrink_queries
+        x_adv, logits_adv = self.final.x_adv.clone(), self.final.logits_adv.clone()
+        for rows, queries, candidate, logits in self.progress:  # later ones are nearer x
+            within = queries <= limit
+            x_adv[rows[within]], logits_adv[rows[within]] = candidate[within], logits[within]
+        queries = self.final.queries.clamp(max=limit)
+        return replace(
+            self.final, x_adv=x_adv, logits_adv=logits_adv, queries=queries,
+            forward_passes=self.final.forward_passes - (self.final.queries - queries),
+            settings={**self.final.settings, "num_shrink_queries": num_shrink_queries},
+        )  # fmt: skip
+
+
+def track(black_box: BlackBox, surrogate: Model, x: Tensor | Predictions,
+          y: Tensor | None = None, **settings: Any) -> Track:  # fmt: skip
+    """``explain`` with ``settings``, keeping its progress: ``track(...).at(n)`` for every n up
+    to ``num_shrink_queries``, from one search."""
+    progress: list = []
+    final = explain(black_box, surrogate, x, y, progress=progress, **settings)
+    return Track(final, tuple(progress))
 
 
 def _shrink(labels: Labels, surrogate: Model, points: Points, rows: Tensor,
@@ -195,7 +178,7 @@ def _search(labels: Labels, points: Points, rows: Tensor, end: Tensor) -> None:
         reached = labels.reached(rows[active], logits[:, None])[:, 0]
         high[active] = torch.where(reached, middle, high[active])
         low[active] = torch.where(reached, low[active], middle)
-        points.keep(rows[active], candidate, logits, reached)
+        points.keep(rows[active], candidate, logits, reached, labels.used(rows[active]))
         points.other[rows[active][~reached]] = logits[~reached].argmax(1)
     length = delta.flatten(1).norm(dim=1)
     ended = (high * length - points.distance(rows)).abs() <= 1e-6 * length  # x_adv is high's
@@ -209,7 +192,7 @@ def _normal(labels: Labels, surrogate: Model, points: Points, rows: Tensor,
     estimate it, plus their estimate of the rest, weighed by how much they have said."""
     point, y, other = points.x_adv[rows], labels.y[rows], points.other[rows]
     _, _, grad = engine.objective_gradient(surrogate, point, y, objectives.pair(other))
-    prior = _unit(grad)
+    prior = geometry.unit(grad)
     asked = (labels.left(rows) >= num_directions + 1).nonzero()[:, 0]  # keep one to step with
     if num_directions and len(asked):
         _probe(labels, points, rows[asked], prior[asked], num_directions, generator)
@@ -217,21 +200,27 @@ def _normal(labels: Labels, surrogate: Model, points: Points, rows: Tensor,
     has = points.mixed[rows] > 0  # probes on both sides of the boundary say something
     cosine = torch.where(has, torch.cos(math.pi * (1 - agree)), torch.ones_like(agree))
     memory = points.memory[rows]
-    orthogonal = _unit(memory - (memory * prior).flatten(1).sum(1)[:, None, None, None] * prior)
+    orthogonal = geometry.unit(
+        memory - (memory * prior).flatten(1).sum(1)[:, None, None, None] * prior
+    )
     dimension = point[0].numel() / COARSE**2
     trust = (2 * points.probes[rows] / (math.pi * dimension)).sqrt().clamp(max=1)
     weight = trust * (1 - cosine**2).clamp(min=0).sqrt()
-    return _unit(cosine[:, None, None, None] * prior + weight[:, None, None, None] * orthogonal)
+    return geometry.unit(
+        cosine[:, None, None, None] * prior + weight[:, None, None, None] * orthogonal
+    )
 
 
 def _probe(labels: Labels, points: Points, rows: Tensor, prior: Tensor, num_directions: int,
            generator: torch.Generator) -> None:  # fmt: skip
     """Ask about ``num_directions`` random points around each ``x_adv[rows]`` and add what
     their labels say about the normal to the points' memory."""
-    noise = _low_frequency(len(rows) * num_directions, prior, generator)
+    noise = geometry.low_frequency_directions(len(rows) * num_directions, prior, COARSE, generator)
     noise = noise.unflatten(0, (len(rows), num_directions))  # (m, B, C, H, W) unit
     spread = SPREAD * points.distance(rows)[:, None, None, None, None]
-    inward = _unit(points.x[rows] - points.x_adv[rows]) * points.gap[rows, None, None, None] / 2
+    inward = (
+        geometry.unit(points.x[rows] - points.x_adv[rows]) * points.gap[rows, None, None, None] / 2
+    )
     center = points.x_adv[rows] + inward  # the middle of the search's last bracket
     probes = (center[:, None] + spread * noise).clamp(0, 1)
     keep, logits = labels.ask(probes.flatten(0, 1), rows, num_directions)
@@ -269,23 +258,11 @@ def _step(labels: Labels, points: Points, rows: Tensor, normal: Tensor,
     return rows[moved], ends[moved]
 
 
-def _low_frequency(num: int, like: Tensor, generator: torch.Generator) -> Tensor:
-    """(num, C, H, W) random unit directions, smooth at ``COARSE`` pixels: the subspace where
-    decision-based searches find the boundary's normal with few queries (Li et al. 2020)."""
-    channels, height, width = like.shape[1:]
-    small = (num, channels, max(1, height // COARSE), max(1, width // COARSE))
-    noise = torch.randn(small, generator=generator).to(like)
-    return _unit(F.interpolate(noise, size=(height, width), mode="bilinear"))
-
-
-def _unit(v: Tensor) -> Tensor:
-    return v / v.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *[1] * (v.dim() - 1))
-
-
 registry.register(
     registry.Method("blackbox_deepfool_boundary", "surrogate DeepFool, schedule + boundary search",
                     "black box", explain, "num_shrink_queries", (0, 500, 10),
-                    {"num_shrink_queries": 80, "growth": 1.5}, ("black_box", "surrogate"))
+                    {"num_shrink_queries": 80, "growth": 1.5}, ("black_box", "surrogate"),
+                    replay=track)
 )  # fmt: skip
 
-__all__ = ["Labels", "Points", "explain"]
+__all__ = ["Track", "explain", "track"]

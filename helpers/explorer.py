@@ -87,6 +87,7 @@ class Explorer:
                 "white box, or black_box=... and surrogate=... for the black box."
             )
         self.pairs = [(int(t), int(p)) for t, p in zip(mistakes.y, mistakes.y_pred)]
+        self.replays: dict[tuple[str, int], Any] = {}  # (method, max_queries) -> its replay
 
     def method(self, mode: str, label: str) -> registry.Method:
         """The method of ``mode`` whose label is ``label``."""
@@ -119,10 +120,24 @@ class Explorer:
             raise ValueError(f"{method.knob}={strength} is outside [{low}, {high}]")
         if all(isinstance(v, int) for v in method.knob_range) and float(strength).is_integer():
             strength = int(strength)  # a count, such as a budget: the slider answers floats
-        row = self.mistakes[index]
-        settings = {method.knob: strength, "max_queries": max_queries}
-        result = method(row.x, row.y, index=row.index, **self.subjects, **settings)
+        if method.replay is not None:  # one run for every image at the knob's top, replayed
+            result = self._replay(method, max_queries).at(strength)[index]
+        else:
+            row = self.mistakes[index]
+            settings = {method.knob: strength, "max_queries": max_queries}
+            result = method(row.x, row.y, index=row.index, **self.subjects, **settings)
         return View(index, mode, method, strength, max_queries, result, self._text(result))
+
+    def _replay(self, method: registry.Method, max_queries: int) -> Any:
+        """``method``'s replay on every image with this budget: run once, then kept."""
+        key = (method.name, max_queries)
+        if key not in self.replays:
+            mistakes = self.mistakes
+            self.replays[key] = method.replayable(
+                mistakes.x, mistakes.y, index=mistakes.index, max_queries=max_queries,
+                **self.subjects,
+            )  # fmt: skip
+        return self.replays[key]
 
     def _text(self, result: Explanation) -> str:
         name = self.classes

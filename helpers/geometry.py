@@ -4,10 +4,12 @@
 to an anchor where one or several linearized margins are non-negative; ``next_step_scale`` and
 ``curvature_scale`` say how far DeepFool's next step goes along its linear step, from what the
 last step did; ``direction``, ``project_to_ball`` and ``random_in_ball`` serve gradient steps
-that stay in an L∞ or L2 ball.
+that stay in an L∞ or L2 ball; ``unit`` and ``low_frequency_directions`` serve the label-only
+boundary search.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 LINE_SEARCH_STEPS = 16  # halvings of a Newton step tried before giving up on it
@@ -235,15 +237,34 @@ def random_in_ball(x: Tensor, norm: str, eps: float, generator: torch.Generator)
     return eps * (noise if norm == "linf" else direction(noise, "l2"))
 
 
+def unit(v: Tensor) -> Tensor:
+    """``v`` (n, ...) with each row scaled to unit L2 norm (a zero row stays zero)."""
+    return v / v.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *[1] * (v.dim() - 1))
+
+
+def low_frequency_directions(
+    num: int, like: Tensor, coarse: int, generator: torch.Generator
+) -> Tensor:
+    """(num, C, H, W) random unit directions shaped like ``like``'s rows, smooth over blocks of
+    ``coarse`` pixels: the subspace where decision-based searches find a boundary's normal with
+    few queries (Li et al. 2020)."""
+    channels, height, width = like.shape[1:]
+    small = (num, channels, max(1, height // coarse), max(1, width // coarse))
+    noise = torch.randn(small, generator=generator).to(like)
+    return unit(F.interpolate(noise, size=(height, width), mode="bilinear"))
+
+
 __all__ = [
     "TINY",
     "boundary_point",
     "curvature_scale",
     "direction",
+    "low_frequency_directions",
     "next_step_scale",
     "project_to_ball",
     "project_to_halfspace",
     "project_to_polytope",
     "random_in_ball",
     "step_curvature",
+    "unit",
 ]

@@ -133,12 +133,30 @@ def budget_record(method: str, budget: int, result: Explanation, whitebox: Expla
     }
 
 
+def label_record(pool_size: int, jacobian: bool, label_queries: int, agreement: float | None,
+                 result: Explanation) -> dict:  # fmt: skip
+    """One point of a label curve: a surrogate trained from ``pool_size`` unlabelled images
+    (with Jacobian augmentation or not) at a cost of ``label_queries``, its ``agreement`` with
+    the black box, and the success and mean queries of ``result``, the black-box explanation
+    through it; the record ``plotting.plot_label_curve`` draws and ``benchmarks/blackbox.py``
+    writes."""
+    return {
+        "pool_size": pool_size,
+        "jacobian": jacobian,
+        "label_queries": label_queries,
+        "agreement": agreement,
+        "success_rate": result.success_rate,
+        "mean_queries": result.mean_queries,
+    }
+
+
 __all__ = [
     "PAPER_BLACKBOX",
     "PAPER_WHITEBOX",
     "Reference",
     "Similarity",
     "budget_record",
+    "label_record",
     "similarity",
     "summarize",
     "summary_markdown",

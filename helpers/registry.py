@@ -28,7 +28,9 @@ class Method:
     ``name``: its key; ``label``: how menus and tables call it; ``kind``: one of ``KINDS``;
     ``function``: what runs it; ``needs``: the subjects it takes by keyword; ``knob``: the
     setting a slider moves, over ``knob_range`` (min, max, step); ``settings``: fixed keyword
-    arguments, the knob's default among them.
+    arguments, the knob's default among them. ``replay``, if given, takes what ``function``
+    takes and runs it once at the knob's top, returning an object whose ``at(knob)`` is the
+    result at any smaller knob (a budget spent in order): a slider then redraws without running.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Method:
     knob_range: tuple[float, float, float]
     settings: Mapping[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ("model",)
+    replay: Callable[..., Any] | None = None
 
     @property
     def knob_default(self) -> float:
@@ -47,12 +50,21 @@ class Method:
     def __call__(self, x: Tensor, y: Tensor, /, **arguments: Any) -> Explanation:
         """Run it on ``x``, ``y``: ``arguments`` holds the subjects it needs (others are
         ignored, so one dict of subjects serves every method) and settings that override."""
+        return self._run(self.function, x, y, arguments)
+
+    def replayable(self, x: Tensor, y: Tensor, /, **arguments: Any) -> Any:
+        """``replay`` run on ``x``, ``y`` as ``__call__`` runs the method, at the knob's top."""
+        if self.replay is None:
+            raise TypeError(f"method {self.name!r} has no replay; call it for each setting")
+        return self._run(self.replay, x, y, {**arguments, self.knob: self.knob_range[1]})
+
+    def _run(self, function: Callable[..., Any], x: Tensor, y: Tensor, arguments: dict) -> Any:
         subjects = {name: arguments.pop(name) for name in _SUBJECTS if name in arguments}
         missing = [name for name in self.needs if name not in subjects]
         if missing:
             raise TypeError(f"method {self.name!r} needs {', '.join(missing)}; pass it by name.")
         mine = {name: subjects[name] for name in self.needs}
-        return self.function(**mine, x=x, y=y, **{**self.settings, **arguments})
+        return function(**mine, x=x, y=y, **{**self.settings, **arguments})
 
 
 _SUBJECTS = ("model", "black_box", "surrogate")

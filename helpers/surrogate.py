@@ -91,6 +91,19 @@ def _check_step_size(step_size: object) -> None:
         raise ValueError(f"step_size must be nonzero and finite, got {step_size}.")
 
 
+def matched_epochs(num_images: int, reference_images: int, reference_epochs: int,
+                   batch_size: int = 64) -> int:  # fmt: skip
+    """Epochs that give a set of ``num_images`` at least as many optimizer steps (batches of
+    ``batch_size``) as ``reference_epochs`` over ``reference_images``: a small pool is then seen
+    many more times, and trained as long as a large one."""
+    counts = {"num_images": num_images, "reference_images": reference_images,
+              "reference_epochs": reference_epochs, "batch_size": batch_size}  # fmt: skip
+    for name, value in counts.items():
+        validation.check_count(value, name)
+    batches = lambda n: -(-n // batch_size)
+    return -(-reference_epochs * batches(reference_images) // batches(num_images))
+
+
 def train_surrogate(
     black_box: BlackBox,
     x_pool: Tensor,
@@ -232,6 +245,7 @@ __all__ = [
     "fit",
     "jacobian_augment",
     "load_or_train",
+    "matched_epochs",
     "new_surrogate",
     "save_surrogate",
     "train_surrogate",

@@ -102,3 +102,51 @@ def test_bad_settings_are_rejected_before_any_query(settings, message):
     with pytest.raises((TypeError, ValueError), match=message):
         boundary.explain(black_box, make_surrogate(0), x, y, **settings)
     assert black_box.queries == 0
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), num_images=st.integers(1, 5), budgets=BUDGETS)
+def test_a_track_replays_the_search_at_every_smaller_budget(seed, num_images, budgets):
+    max_queries, num_shrink_queries, num_directions = budgets
+    model, surrogate = Provider(seed, torch.float64), make_surrogate(seed, torch.float64)
+    x, y = make_batch(seed, num_images, torch.float64)
+    options = dict(max_queries=max_queries, num_directions=num_directions)
+    black_box = BlackBox(model)
+    track = boundary.track(black_box, surrogate, x, y, num_shrink_queries=num_shrink_queries,
+                           **options)  # fmt: skip
+    final = boundary.explain(BlackBox(model), surrogate, x, y,
+                             num_shrink_queries=num_shrink_queries, **options)  # fmt: skip
+    assert torch.equal(track.final.x_adv, final.x_adv)
+    assert torch.equal(track.final.queries, final.queries)
+    assert black_box.queries == final.forward_passes.sum().item()  # replaying asks nothing
+    first = blackbox.explain(BlackBox(model), surrogate, x, y, max_queries=max_queries)
+    previous = track.at(0)  # shrinking already spends what the first step left of max_queries
+    assert torch.equal(previous.success, first.success) and (previous.l2 <= first.l2).all()
+    assert torch.equal(track.at(num_shrink_queries).x_adv, final.x_adv)
+    for n in range(1, num_shrink_queries + 1):
+        now = track.at(n)
+        with torch.no_grad():  # every point replayed is one the black box answered y to
+            assert torch.equal(now.success, model(now.x_adv).argmax(1) == y)
+        assert (now.queries <= max_queries + n).all() and (now.queries >= previous.queries).all()
+        assert (now.l2 <= previous.l2).all()
+        previous = now
+    assert black_box.queries == final.forward_passes.sum().item()
+    with pytest.raises(ValueError, match="this track ran"):
+        track.at(num_shrink_queries + 1)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 10])
+def test_without_probes_a_track_at_n_is_the_search_with_budget_n(seed):
+    # probing is the only step that plans for the budget left (it keeps a query to step with):
+    # without it, each image's queries are the same prefix whatever its budget
+    model, surrogate = Provider(seed, torch.float64), make_surrogate(seed, torch.float64)
+    x, y = make_batch(seed, 8, torch.float64)
+    track = boundary.track(BlackBox(model), surrogate, x, y, max_queries=20,
+                           num_shrink_queries=30, num_directions=0)  # fmt: skip
+    assert (track.at(30).l2 < track.at(0).l2).sum() >= 2  # several images did shrink
+    for n in (0, 1, 5, 17, 30):
+        alone = boundary.explain(BlackBox(model), surrogate, x, y, max_queries=20,
+                                 num_shrink_queries=n, num_directions=0)  # fmt: skip
+        replayed = track.at(n)
+        assert torch.equal(replayed.x_adv, alone.x_adv), n
+        assert torch.equal(replayed.logits_adv, alone.logits_adv), n

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import blackbox, explorer, records, registry, widgets
+from helpers import blackbox, boundary, explorer, records, registry, widgets
 
 
 class TwoPixelModel(nn.Module):
@@ -166,17 +166,28 @@ def test_blackbox_methods_query_the_black_box_once_per_candidate_and_nothing_mor
         assert torch.allclose(view.result.probs_adv, model(view.result.x_adv).softmax(1))
 
 
-def test_the_boundary_search_spends_the_shrinking_budget_the_slider_sets(setting):
+def test_the_boundary_search_runs_once_and_the_shrinking_slider_replays_it(setting):
     model, mistakes = setting
     black_box = blackbox.BlackBox(model)
     logic = explorer.Explorer(mistakes, "abc", black_box=black_box, surrogate=model)
-    label = registry.get("blackbox_deepfool_boundary").label
-    for budget in (0, 20.0):  # the slider answers floats; a whole one is the count it means
-        before = black_box.queries
-        view = logic.view("black box", label, index=0, strength=budget, max_queries=10)
-        assert view.success and 1 <= view.queries <= 10 + budget
-        assert black_box.queries - before == view.queries + 1
-    assert view.queries > 1  # with its own surrogate as the surrogate, the first hit shrinks
+    method = registry.get("blackbox_deepfool_boundary")
+    top = method.knob_range[1]
+    first = logic.view("black box", method.label, index=0, strength=0, max_queries=10)
+    spent = black_box.queries  # one search on every image, at the slider's top budget
+    searched = boundary.explain(blackbox.BlackBox(model), model, mistakes, max_queries=10,
+                                num_shrink_queries=top)  # fmt: skip
+    assert spent == searched.forward_passes.sum().item()
+    views = [first]
+    for budget in (20.0, 100, top):  # the slider answers floats; a whole one is the count
+        views.append(logic.view("black box", method.label, index=0, strength=budget,
+                                max_queries=10))  # fmt: skip
+        assert views[-1].success and 1 <= views[-1].queries <= 10 + budget
+        assert views[-1].l2 <= views[-2].l2
+    assert black_box.queries == spent  # the slider replays the search: no query more
+    assert torch.equal(views[-1].result.x_adv, searched[0].x_adv)
+    assert views[-1].l2 < first.l2  # with its own model as the surrogate, it shrinks
+    logic.view("black box", method.label, index=0, strength=20, max_queries=5)
+    assert black_box.queries > spent  # another first step's budget: another search
 
 
 def test_the_static_panel_draws_the_mode_asked_for(setting, monkeypatch):

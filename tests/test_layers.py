@@ -13,7 +13,7 @@ FLOORS = [
     {"models", "zoo", "data", "registry"},
     {"engine", "evaluation", "metrics"},
     {"training", "attacks", "deepfool"},
-    {"blackbox", "forward"},
+    {"blackbox", "forward", "decision"},
     {"surrogate", "defences", "boundary"},
     {"course", "explorer"},
     {"plotting"},

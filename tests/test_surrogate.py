@@ -117,6 +117,21 @@ def test_jacobian_augmentation_follows_the_sign_of_the_gradient_by_hand():
     assert torch.allclose(x_new, expected) and torch.equal(x, before)
 
 
+@pytest.mark.parametrize(
+    "num_images, epochs", [(1000, 40), (64, 640), (65, 320), (15, 640), (2000, 20), (1984, 21)]
+)
+def test_matched_epochs_give_a_small_pool_as_many_optimizer_steps(num_images, epochs):
+    # 1,000 images in batches of 64 are 16 batches: 40 epochs are 640 steps
+    assert surrogate.matched_epochs(num_images, 1000, 40) == epochs
+    batches = -(-num_images // 64)
+    assert batches * epochs >= 640 > batches * (epochs - 1)
+
+
+def test_matched_epochs_reject_an_empty_pool():
+    with pytest.raises(ValueError, match="num_images"):
+        surrogate.matched_epochs(0, 1000, 40)
+
+
 def test_the_label_budget_is_checked_before_any_query():
     black_box = BlackBox(make_provider(), max_queries=30)
     with pytest.raises(ValueError, match="needs 40 label queries"):

@@ -38,6 +38,8 @@ def plot_label_curve(records: Sequence[dict], *, title: str | None = None) -> Fi
     for jacobian, style in ((False, "-"), (True, "--")):
         mine = sorted((r for r in records if r["jacobian"] == jacobian),
                       key=lambda r: r["label_queries"])  # fmt: skip
+        if not mine:
+            continue
         labels = [r["label_queries"] for r in mine]
         name = "Jacobian augmentation" if jacobian else "pool only"
         share.plot(labels, [100 * r["agreement"] for r in mine], "s" + style,
