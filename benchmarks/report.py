@@ -116,9 +116,28 @@ def blackbox(report: dict) -> str:
         parts.append("**Label curve** (surrogates from small pools of unlabelled images)\n\n"
                      + label_table(report))  # fmt: skip
     if report.get("targets"):
-        met = [f"- {name}: {value}" for name, value in report["targets"].items()]
+        met = [f"- {name.replace('_', ' ')}: {verdict(v)}" for name, v in report["targets"].items()]
         parts.append("**Targets** (as the benchmark checked them)\n\n" + "\n".join(met))
     return "\n\n".join(parts)
+
+
+def verdict(value: object) -> str:
+    """A target's value as a reader wants it: met or not, the strategies, or a label-curve point."""
+    if value is None:
+        return "not measured in this run"
+    if isinstance(value, bool):
+        return "met" if value else "**not met**"
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "none"
+    if isinstance(value, dict) and "pool_size" in value:
+        jacobian = "with" if value["jacobian"] else "without"
+        return (
+            f"a pool of {value['pool_size']} images {jacobian} Jacobian augmentation "
+            f"({value['label_queries']} label queries, agreement {percent(value['agreement'])}): "
+            f"{percent(value['success_rate'])} explained at {number(value['mean_queries'])} "
+            "queries per image"
+        )
+    return str(value)
 
 
 def budget_table(report: dict) -> str:

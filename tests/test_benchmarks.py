@@ -211,7 +211,16 @@ def test_the_report_shows_the_black_box_curves():
     curve = [{"method": "ours", "budget": b, **point} for b in (10, 100)]
     labels = [{"pool_size": 15, "jacobian": True, "label_queries": 60, "agreement": 0.5,
                "success_rate": 0.95, "mean_queries": 4.9}]  # fmt: skip
-    text = report.blackbox({"strategies": {}, "budget_curve": curve, "label_curve": labels})
+    targets = {"size_at_100": False, "beats_peer": True, "smallest_pool": labels[0],
+               "strategies_at_paper_point": ["a", "b"], "unmeasured": None}  # fmt: skip
+    text = report.blackbox({"strategies": {}, "budget_curve": curve, "label_curve": labels,
+                            "targets": targets})  # fmt: skip
+    assert "- size at 100: **not met**\n- beats peer: met\n" in text
+    assert (
+        "- smallest pool: a pool of 15 images with Jacobian augmentation (60 label queries, "
+        "agreement 50%): 95% explained at 4.90 queries per image" in text
+    )
+    assert "- strategies at paper point: a; b\n- unmeasured: not measured in this run" in text
     assert "| method | 10 queries | 100 queries |" in text
     assert "| ours | 2.50× (100%, cos 0.40) | 2.50× (100%, cos 0.40) |" in text
     assert "| 15 | yes | 60 | 50% | 95% | 4.90 |" in text
