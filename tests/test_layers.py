@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helpers"
 FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
     {"models", "zoo", "data", "registry"},
-    {"engine", "evaluation", "metrics"},
+    {"engine", "evaluation", "metrics", "evidence", "spectrum"},
     {"training", "attacks", "deepfool"},
     {"blackbox", "forward", "decision"},
     {"surrogate", "defences", "boundary"},
