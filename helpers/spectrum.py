@@ -79,13 +79,8 @@ def filtered_accuracy(
 ) -> list[float]:
     """Accuracy of ``model`` on ``filtered(x, r, kind)`` for each radius r of ``radii_``."""
     validation.check_labels(y, len(x), device=x.device)
-    return [
-        (evaluation.predict_logits(model, filtered(x, r, kind)).argmax(1) == y)
-        .float()
-        .mean()
-        .item()
-        for r in radii_
-    ]
+    answers = [evaluation.predict_logits(model, filtered(x, r, kind)).argmax(1) for r in radii_]
+    return [(y_pred == y).float().mean().item() for y_pred in answers]
 
 
 __all__ = ["filtered", "filtered_accuracy", "low_frequency_share", "radial_power", "radii"]
