@@ -2,7 +2,8 @@
 
 ``basics``: image grids, the signed heat map every figure shares, learning curves, saving;
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
-``robustness``: forward attacks and defences, accuracy against ε.
+``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
+MOD, promotion and suppression, units and spectra (notebook 09).
 """
 
 from helpers.plotting.basics import (
@@ -17,6 +18,14 @@ from helpers.plotting.basics import (
     to_image,
 )
 from helpers.plotting.curves import plot_budget_curve, plot_label_curve
+from helpers.plotting.evidence import (
+    plot_mod_against_eps,
+    plot_shares,
+    plot_spectra,
+    plot_units,
+    show_contributions,
+    show_grad_cams,
+)
 from helpers.plotting.explanations import (
     plot_agreement,
     plot_success_by_budget,
@@ -39,8 +48,8 @@ from helpers.plotting.robustness import (
 
 __all__ = [
     "SIGNED_CMAP",
-    "image_png",
     "draw_signed",
+    "image_png",
     "plot_accuracy_against_eps",
     "plot_agreement",
     "plot_budget_curve",
@@ -49,12 +58,18 @@ __all__ = [
     "plot_distributions",
     "plot_history",
     "plot_label_curve",
+    "plot_mod_against_eps",
     "plot_per_class_error",
+    "plot_shares",
+    "plot_spectra",
     "plot_success_by_budget",
+    "plot_units",
     "save_figure",
     "show_adversarial_examples",
+    "show_contributions",
     "show_explanation_gallery",
     "show_explanations",
+    "show_grad_cams",
     "show_images",
     "show_mistakes",
     "show_probabilities",

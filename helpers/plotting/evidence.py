@@ -1,0 +1,143 @@
+"""Figures of what a change does inside the network: Grad-CAM overlays, MOD against ε, pixel
+promotion and suppression, category shares, units, and spectra."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from helpers.plotting.basics import draw_signed, to_image
+
+HEAT_CMAP = "jet"  # Grad-CAM's usual colours: red where the class's evidence is strongest
+
+
+def show_grad_cams(
+    rows: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    titles: Sequence[str] | None = None,
+    *,
+    suptitle: str = "Grad-CAM",
+    alpha: float = 0.5,
+) -> Figure:
+    """One row per name: each digit (grey) with its Grad-CAM map overlaid, a colour bar per row.
+
+    Args:
+        rows: name -> (x (N, C, H, W) in [0, 1], maps (N, H, W) in [0, 1]), the same N per row.
+        titles: one per column (e.g. "7 → 2"); alpha: the map's opacity.
+    """
+    names = list(rows)
+    n = len(next(iter(rows.values()))[0])
+    fig, axes = plt.subplots(len(names), n, figsize=(1.6 * n + 1.2, 1.8 * len(names) + 0.5),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    for r, name in enumerate(names):
+        x, maps = rows[name]
+        for i in range(n):
+            ax = axes[r, i]
+            ax.imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
+            image = ax.imshow(maps[i].detach().cpu().numpy(), cmap=HEAT_CMAP, vmin=0, vmax=1,
+                              alpha=alpha)  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and titles is not None:
+                ax.set_title(titles[i], fontsize=9)
+        axes[r, 0].set_ylabel(name, fontsize=9)
+        fig.colorbar(image, ax=axes[r, -1], fraction=0.046, pad=0.04, label="Grad-CAM")
+    fig.suptitle(suptitle)
+    return fig
+
+
+def plot_mod_against_eps(
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str = "How far Grad-CAM moves under FGSM",
+) -> Figure:
+    """One line per named curve: MOD (mean NISSIM, in [0, 1]) at each FGSM strength ε."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    for (name, (epsilons, mods)), marker in zip(curves.items(), "os^vDx*+<>" * 4):
+        linestyle = "-" if "last" in name else "--"
+        ax.plot(epsilons, mods, marker=marker, linestyle=linestyle, label=name)
+    ax.set(xlabel="ε (FGSM, L∞)", ylabel="MOD (mean NISSIM)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def show_contributions(
+    x: torch.Tensor,
+    promoting: torch.Tensor,
+    suppressing: torch.Tensor,
+    titles: Sequence[str],
+    *,
+    suptitle: str = "Gradient × δ: where the change promotes and where it suppresses",
+) -> Figure:
+    """Three rows: the digits, gradient × δ of the class reached (promotion) and minus that of
+    the class left (suppression); red raises the flip, blue works against it.
+
+    Args: x: (N, C, H, W) in [0, 1]; promoting, suppressing: (N, C, H, W) signed maps.
+    """
+    n = len(x)
+    fig, axes = plt.subplots(3, n, figsize=(1.7 * n + 1.4, 5.6), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    for i in range(n):
+        axes[0, i].imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
+        axes[0, i].set_title(titles[i], fontsize=9)
+        last = i == n - 1
+        draw_signed(axes[1, i], promoting[i], colorbar="raises the class reached" if last else None)
+        draw_signed(axes[2, i], suppressing[i], colorbar="lowers the class left" if last else None)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, label in zip(axes[:, 0], ("image", "promotion", "suppression")):
+        ax.set_ylabel(label)
+    fig.suptitle(suptitle)
+    return fig
+
+
+def plot_shares(
+    shares: dict[str, dict[str, float]], *, title: str = "Promotion or suppression, by source"
+) -> Figure:
+    """Stacked horizontal bars: per source, the share of each category (summing to 1)."""
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(shares) + 1.6), layout="constrained")
+    sources, left = list(shares), np.zeros(len(shares))
+    colors = {"suppression": "tab:blue", "balanced": "tab:gray", "promotion": "tab:red",
+              "neither": "white"}  # fmt: skip
+    for category in next(iter(shares.values())):
+        values = np.array([shares[s][category] for s in sources])
+        ax.barh(sources, values, left=left, label=category, edgecolor="black",
+                color=colors.get(category))  # fmt: skip
+        left += values
+    ax.set(xlabel="share of the images", xlim=(0, 1), title=title)
+    ax.invert_yaxis()
+    ax.legend(ncols=4, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    return fig
+
+
+def plot_units(
+    sensitivity: torch.Tensor, selectivity: torch.Tensor, *, title: str, label: str = "units"
+) -> Figure:
+    """A scatter of each unit's sensitivity to the changes against its class selectivity."""
+    fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
+    ax.scatter(selectivity.cpu().numpy(), sensitivity.cpu().numpy(), s=18, label=label)
+    ax.set(xlabel="class selectivity (Morcos et al. 2018)",
+           ylabel="mean |change of activation|", title=title)  # fmt: skip
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_spectra(
+    curves: dict[str, torch.Tensor], *, title: str = "Where the energy lies"
+) -> Figure:
+    """One line per name: a radial power spectrum (R,) drawn as the share of its power at
+    each radius >= 1 (the mean, radius 0, left out), on a log scale."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    for name, power in curves.items():
+        values = power.detach().cpu().double().numpy()[1:]
+        ax.semilogy(np.arange(1, len(values) + 1), values / values.sum(), marker=".", label=name)
+    ax.set(xlabel="radius (cycles per image)", ylabel="share of the power (mean excluded)",
+           title=title)  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
