@@ -10,6 +10,7 @@ formulas are not public; class selectivity is Morcos et al.'s (2018) index.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,8 @@ from captum.attr import LayerAttribution, LayerGradCam
 from skimage.metrics import structural_similarity
 from torch import Tensor, nn
 
-from helpers import runtime, validation
+from helpers import evaluation, runtime, validation
+from helpers.records import Explanation
 
 CATEGORIES = ("suppression", "balanced", "promotion", "neither")  # codes 0, 1, 2, 3
 PROMOTION_ABOVE, SUPPRESSION_BELOW = 2 / 3, 1 / 3  # thresholds on the promotion share
@@ -111,6 +113,33 @@ def shift(
     if x_adv.shape != x.shape:
         raise ValueError(f"x_adv {tuple(x_adv.shape)} must have x's shape {tuple(x.shape)}.")
     return nissim(grad_cam(model, x, target, layer), grad_cam(model, x_adv, target_adv, layer))
+
+
+def mod_curves(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    layers: Sequence[str],
+    epsilons: Sequence[float],
+    attack: Callable[..., Explanation],
+) -> dict[str, Tensor]:
+    """MOD (Chakraborty et al. 2022) per layer and strength: the mean NISSIM between the
+    Grad-CAM map of the predicted class on ``x`` and that of the predicted class on
+    ``attack(model, x, y, eps=eps).x_adv``.
+
+    Args: x (N, C, H, W) in [0, 1] and y (N,) (e.g. correctly classified test images); attack:
+        e.g. ``forward.fgsm``, run once per ε and shared by the layers.
+    Returns: layer -> (S,) float64 MOD at each of the S ``epsilons``.
+    """
+    target = evaluation.predict_logits(model, x).argmax(1)
+    clean = {layer: grad_cam(model, x, target, layer) for layer in layers}  # layer -> (N, H, W)
+    mods: dict[str, list[Tensor]] = {layer: [] for layer in layers}
+    for eps in epsilons:
+        attacked = attack(model, x, y, eps=eps)
+        for layer in layers:
+            after = grad_cam(model, attacked.x_adv, attacked.y_adv, layer)
+            mods[layer].append(nissim(clean[layer], after).mean())
+    return {layer: torch.stack(values).cpu() for layer, values in mods.items()}
 
 
 def vid(mods: Tensor) -> float:
@@ -244,6 +273,7 @@ __all__ = [
     "conv_layers",
     "find_layer",
     "grad_cam",
+    "mod_curves",
     "nissim",
     "promotion",
     "sensitivity",

@@ -173,3 +173,27 @@ def test_activations_and_sensitivity_of_a_conv_layer():
     moved = evidence.sensitivity(model, x, (x + 0.1).clamp(0, 1), "1")
     assert torch.allclose(moved, (evidence.activations(model, (x + 0.1).clamp(0, 1), "1")
                                   - by_hand).abs().mean(0))  # fmt: skip
+
+
+def test_mod_curves_average_nissim_per_layer_and_strength():
+    from helpers import forward
+
+    model, x = OneLayer().eval(), images(4, seed=3)
+    y = model(x).argmax(1)
+    curves = evidence.mod_curves(model, x, y, ["conv"], [0.05, 0.3], forward.fgsm)
+    assert curves["conv"].shape == (2,)
+    for eps, value in zip([0.05, 0.3], curves["conv"]):
+        attacked = forward.fgsm(model, x, y, eps=eps)
+        expected = evidence.shift(model, x, attacked.x_adv, "conv", y, attacked.y_adv).mean()
+        assert value.item() == pytest.approx(expected.item(), abs=1e-9)
+    unchanged = evidence.mod_curves(model, x, y, ["conv"], [0.1], lambda m, x, y, eps: _same(x, y))
+    assert unchanged["conv"].tolist() == [0.0]
+
+
+def _same(x: torch.Tensor, y: torch.Tensor):
+    """An 'attack' that changes nothing: x_adv = x, and the answer stays y."""
+
+    class Same:
+        x_adv, y_adv = x, y
+
+    return Same()

@@ -116,14 +116,17 @@ def plot_shares(
 
 
 def plot_units(
-    sensitivity: torch.Tensor, selectivity: torch.Tensor, *, title: str, label: str = "units"
+    sensitivity: dict[str, torch.Tensor], selectivity: torch.Tensor, *, title: str
 ) -> Figure:
-    """A scatter of each unit's sensitivity to the changes against its class selectivity."""
-    fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
-    ax.scatter(selectivity.cpu().numpy(), sensitivity.cpu().numpy(), s=18, label=label)
+    """Each unit's sensitivity to each named kind of change (C,) against its class
+    selectivity (C,): one colour of points per kind."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    for name, values in sensitivity.items():
+        ax.scatter(selectivity.cpu().numpy(), values.cpu().numpy(), s=18, alpha=0.7, label=name)
     ax.set(xlabel="class selectivity (Morcos et al. 2018)",
            ylabel="mean |change of activation|", title=title)  # fmt: skip
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig
 
 
