@@ -111,7 +111,7 @@ def plot_shares(
         left += values
     ax.set(xlabel="share of the images", xlim=(0, 1), title=title)
     ax.invert_yaxis()
-    ax.legend(ncols=4, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    ax.legend(ncols=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     return fig
 
 
