@@ -200,17 +200,42 @@ def robustness(report: dict) -> str:
     return table(rows, header)
 
 
+def evidence(report: dict) -> str:
+    epsilons = report["epsilons"]
+    vids = {(r["model"], r["layer"]): r for r in report["vid"]}
+    rows = []
+    for (model, layer), vid in vids.items():
+        found = {
+            r["eps"]: r["mod"] for r in report["mod"] if (r["model"], r["layer"]) == (model, layer)
+        }
+        mods = [number(found.get(e), 3) for e in epsilons]
+        where = f"{vid['position']} (`{layer}`)"
+        rows.append([model, where, *mods, number(vid["vid"], 3), str(vid["num_images"])])
+    mod = table(rows, ["model", "layer", *(f"MOD ε={e}" for e in epsilons), "VID", "images"])
+    categories = ["promotion", "balanced", "suppression", "neither"]
+    rows = [[source, *(percent(r[c]) for c in categories), str(r["num_images"])]
+            for source, r in report["shares"].items()]  # fmt: skip
+    shares = table(rows, ["source", *categories, "images"])
+    speed = report["speed"]
+    return (f"{mod}\n\nPromotion (share > 2/3) or suppression (< 1/3) of the provider's logits:"
+            f"\n\n{shares}\n\nGrad-CAM (last conv layer) + SSIM: "
+            f"{speed['images_per_second']:.0f} images per second over {speed['num_images']} "
+            "test images.")  # fmt: skip
+
+
 RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
     "explorer": explorer,
     "robustness": robustness,
+    "evidence": evidence,
 }
 TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
     "blackbox": "Black box: strategies through a counted black box",
     "explorer": "Explorer: redraw times",
     "robustness": "Robustness: the standard CNN and its defences",
+    "evidence": "Inside the network: Grad-CAM shift (MOD, VID) under FGSM, promotion/suppression",
 }
 START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
 

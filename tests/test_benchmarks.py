@@ -167,6 +167,37 @@ def test_the_report_prints_a_table_per_benchmark(tmp_path):
     assert "| paper's point (≥ 99.67%, ≤ 1.96 q, ≤ 1.25× DDN) | met | **not met** |" in summary
 
 
+def test_evidence_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "evidence.json"
+    run(
+        "evidence.py",
+        *("--num-epochs", "1", "--second-epochs", "1", "--robust-epochs", "1"),
+        *("--surrogate-epochs", "1", "--max-images", "12", "--pgd-steps", "2"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    keys = {(r["model"], r["layer"], r["eps"]) for r in report["mod"]}
+    assert len(keys) == 3 * 2 * 5 and all(0 <= r["mod"] <= 1 for r in report["mod"])
+    assert {(r["model"], r["position"]) for r in report["vid"]} == {
+        (m, p) for m in ("standard", "LeNetBN", "robust") for p in ("earlier", "last")
+    }
+    assert set(report["shares"]) == {"white-box explanations", "black-box explanations",
+                                     "PGD attacks"}  # fmt: skip
+    for source in report["shares"].values():
+        total = sum(source[c] for c in ("promotion", "balanced", "suppression", "neither"))
+        assert total == pytest.approx(1.0) or source["num_images"] == 0
+    assert report["speed"]["images_per_second"] > 0 and report["speed"]["num_images"] == 1000
+    text = benchmark_report().evidence(report)
+    assert "| standard | last (`features.3`) |" in text and "images per second" in text
+
+
+def benchmark_report():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report
+
+    return report
+
+
 def _section(queries: float, met: bool = False) -> dict:
     """A white-box section of the report: the two default methods, and which met the targets."""
     method = {"success_rate": 1.0, "mean_queries": queries, "median_l2_ratio_to_reference": 1.1,
