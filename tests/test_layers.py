@@ -11,9 +11,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helpers"
 FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
     {"models", "zoo", "data", "registry"},
-    {"engine", "evaluation", "metrics"},
+    {"engine", "evaluation", "metrics", "decoy", "weaknesses"},
     {"training", "attacks", "deepfool"},
-    {"blackbox", "forward"},
+    {"blackbox", "forward", "labelnoise"},
     {"surrogate", "defences", "boundary"},
     {"course", "explorer"},
     {"plotting"},
