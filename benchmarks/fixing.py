@@ -10,14 +10,14 @@ Per seed: (1) decoy MNIST (``helpers.decoy``): the shortcut model trained on pat
 patch shade encodes the label, the clean model (no patch), the data fix (random shades) and the
 model fix (the right-reasons penalty, --weight, on the four corners), all tested on digits with
 a random-shade patch; the share of |delta| of each model's explanations of its test mistakes
-inside the patch, beside the patch's area share. (2) label errors (``helpers.labelnoise``):
---noise-rate of the labels flipped; the explanation score, the loss and cleanlab scored out of
---num-folds folds; precision at k (k = the flips) and AUROC; test accuracy of the noisy model,
-of the clean-label model, and after removing each score's top k. (3) weak pairs
-(``helpers.weaknesses``): the clean-label model's mistakes on the pool split explained and
-grouped by (true -> predicted) pair; the --num-pairs pairs of at least 3 mistakes whose changes
-agree most; --num-extra augmented digits of their true classes, against as many of any class.
-Prints the summary (mean ± std over seeds) and writes build/bench/fixing.json.
+(the first --max-images) inside the patch, beside the patch's area share. (2) label errors
+(``helpers.labelnoise``): --noise-rate of the labels flipped; the explanation score, the loss
+and cleanlab scored out of --num-folds folds; precision at k (k = the flips) and AUROC; test
+accuracy of the noisy model, of the clean-label model, and after removing each score's top k.
+(3) weak pairs (``helpers.weaknesses``): the clean-label model's mistakes on the pool split
+explained and grouped by (true -> predicted) pair; the --num-pairs pairs of at least 3
+mistakes whose changes agree most; --num-extra augmented digits of their true classes, against
+as many of any class. Prints the summary (mean ± std over seeds), writes build/bench/fixing.json.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def decoy_run(dataset, args, seed: int) -> dict:
     }  # fmt: skip
     record = {"area_share": decoy.area_share(masks[:1]).item()}
     for name, model in models.items():
-        mistakes = evaluation.predict(model, test).misclassified
+        mistakes = evaluation.predict(model, test).misclassified.nonzero()[: args.max_images, 0]
         device = args.device_
         result = attacks.explain(model, test.x[mistakes].to(device), test.y[mistakes].to(device))
         share = decoy.region_share(result.delta.cpu(), masks[mistakes]).nanmean().item()
@@ -105,7 +105,8 @@ def label_run(dataset, args, seed: int) -> tuple[dict, torch.nn.Module]:
 
 
 def weakness_run(dataset, args, seed: int, model) -> dict:
-    mistakes = evaluation.find_misclassified(model, dataset.pool).to(args.device_)
+    mistakes = evaluation.find_misclassified(model, dataset.pool)[: args.max_images]
+    mistakes = mistakes.to(args.device_)
     pairs = weaknesses.pair_agreement(attacks.explain(model, mistakes))
     pairs = sorted((p for p in pairs if p.count >= 3), key=lambda p: -p.agreement)
     chosen = pairs[: args.num_pairs]
