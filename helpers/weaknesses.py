@@ -33,12 +33,17 @@ def pair_agreement(result: Explanation) -> list[PairAgreement]:
     out = []
     for pair, count in result.pairs():
         rows = (result.y == pair[0]) & (result.y_pred == pair[1])
-        unit = F.normalize(result.delta[rows].flatten(1), dim=1)  # (n, C*H*W)
-        cosine = unit @ unit.T  # (n, n)
-        off = ~torch.eye(count, dtype=torch.bool, device=cosine.device)
-        agreement = cosine[off].mean().item() if count > 1 else math.nan
-        out.append(PairAgreement(pair, count, agreement))
+        out.append(PairAgreement(pair, count, mean_cosine(result.delta[rows])))
     return out
+
+
+def mean_cosine(delta: Tensor) -> float:
+    """The mean cosine between every two of the changes ``delta`` (n, C, H, W) (nan below two):
+    of one pair, their agreement; of all the mistakes mixed, the agreement to expect anyway."""
+    unit = F.normalize(delta.flatten(1), dim=1)  # (n, C*H*W)
+    cosine = unit @ unit.T  # (n, n)
+    off = ~torch.eye(len(delta), dtype=torch.bool, device=cosine.device)
+    return cosine[off].mean().item() if len(delta) > 1 else math.nan
 
 
 def augment(x: Tensor, generator: torch.Generator, *, max_angle: float = 15.0,
@@ -78,4 +83,4 @@ def joined(split: Split, extra: Split) -> Split:
     return Split(torch.cat([split.x, extra.x]), torch.cat([split.y, extra.y]))
 
 
-__all__ = ["PairAgreement", "augment", "extra_data", "joined", "pair_agreement"]
+__all__ = ["PairAgreement", "augment", "extra_data", "joined", "mean_cosine", "pair_agreement"]

@@ -2,7 +2,8 @@
 
 ``basics``: image grids, the signed heat map every figure shares, learning curves, saving;
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
-``robustness``: forward attacks and defences, accuracy against ε.
+``robustness``: forward attacks and defences, accuracy against ε; ``fixing``: explanations
+that point at a region, accuracies of fixes, rankings of suspected label errors.
 """
 
 from helpers.plotting.basics import (
@@ -24,6 +25,7 @@ from helpers.plotting.explanations import (
     show_explanations,
     show_side_by_side,
 )
+from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
 from helpers.plotting.mistakes import (
     plot_confidence_histograms,
     plot_confusion_matrix,
@@ -41,6 +43,7 @@ __all__ = [
     "SIGNED_CMAP",
     "image_png",
     "draw_signed",
+    "plot_accuracies",
     "plot_accuracy_against_eps",
     "plot_agreement",
     "plot_budget_curve",
@@ -50,6 +53,7 @@ __all__ = [
     "plot_history",
     "plot_label_curve",
     "plot_per_class_error",
+    "plot_rankings",
     "plot_success_by_budget",
     "save_figure",
     "show_adversarial_examples",
@@ -58,6 +62,7 @@ __all__ = [
     "show_images",
     "show_mistakes",
     "show_probabilities",
+    "show_region_explanations",
     "show_samples_per_class",
     "show_side_by_side",
     "signed_map",
