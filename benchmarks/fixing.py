@@ -73,11 +73,13 @@ def decoy_run(dataset, args, seed: int) -> dict:
 
 def label_run(dataset, args, seed: int) -> tuple[dict, torch.nn.Module]:
     generator = torch.Generator().manual_seed(seed)
-    noisy_y, flipped = labelnoise.flip_labels(dataset.train.y, args.noise_rate, 10, generator)
+    noisy_y, flipped = labelnoise.flip_labels(
+        dataset.train.y, args.noise_rate, dataset.num_classes, generator
+    )
     noisy = Split(dataset.train.x, noisy_y)
     scores = labelnoise.out_of_fold_scores(
         replace(dataset, train=noisy), num_folds=args.num_folds, num_epochs=args.num_epochs,
-        seed=seed,
+        seed=seed, device=args.device_,
     )  # fmt: skip
     cleanlab, issues = labelnoise.cleanlab_scores(noisy_y, scores.probs)
     ranked = {"explanation": scores.explanation, "loss": scores.loss, "cleanlab": cleanlab}

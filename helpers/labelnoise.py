@@ -31,6 +31,7 @@ def flip_labels(
     """
     if not isinstance(rate, int | float) or not 0 <= rate < 1:
         raise ValueError(f"rate must be in [0, 1), got {rate!r}; e.g. rate=0.05 flips 5%")
+    validation.check_count(num_classes, "num_classes", minimum=2)
     validation.check_generator(generator, torch.device("cpu"))
     rows = torch.randperm(len(y), generator=generator)[: round(rate * len(y))]
     shift = torch.randint(1, num_classes, (len(rows),), generator=generator)
@@ -64,6 +65,7 @@ def out_of_fold_scores(
     num_epochs: int,
     seed: int,
     method: str = "deepfool",
+    device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> Scores:
     """Score ``dataset.train`` (its labels as given, noisy or not) with ``num_folds`` models,
@@ -73,6 +75,7 @@ def out_of_fold_scores(
         dataset: its ``train`` split is scored; models are built for its shape and classes.
         num_folds: >= 2. num_epochs, seed: each fold model's training.
         method: the white-box method of ``attacks.explain`` for the explanation score.
+        device: where the fold models train and explain; the scores come back on the CPU.
     """
     validation.check_count(num_folds, "num_folds", minimum=2)
     train = dataset.train
@@ -83,7 +86,7 @@ def out_of_fold_scores(
         held = (fold == k).nonzero()[:, 0]
         seen = Split(train.x[fold != k], train.y[fold != k])
         model, _, _ = training.train_new_cnn(
-            replace(dataset, train=seen), num_epochs=num_epochs, seed=seed + k,
+            replace(dataset, train=seen), num_epochs=num_epochs, seed=seed + k, device=device,
             progress=progress,
         )  # fmt: skip
         result = explain_given(model, train.x[held], train.y[held], method)
@@ -95,7 +98,8 @@ def out_of_fold_scores(
 
 def explain_given(model: nn.Module, x: Tensor, y: Tensor, method: str) -> tuple[Tensor, Tensor]:
     """(scores (N,), logits (N, K)) for images ``x`` and given labels ``y``: the explanation's
-    L2 toward y where the model reads another class, minus the margin of y where it reads y."""
+    L2 toward y where the model reads another class (where the method fails, the L2 of the
+    change it ended on), minus the margin of y where it reads y."""
     device = next(model.parameters()).device
     result = attacks.explain(model, x.to(device), y.to(device), method).to("cpu")
     others = result.logits.scatter(1, result.y[:, None], float("-inf"))
