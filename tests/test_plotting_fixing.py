@@ -15,6 +15,7 @@ def test_the_fixing_figures_have_titles_and_labels():
     masks = decoy.corner_masks((2, 2), torch.tensor([0, 3]), 1)
     fig = plotting.show_region_explanations(result, masks, ["a", "b", "c"], suptitle="patch")
     assert fig._suptitle.get_text() == "patch" and fig.axes[0].get_title() == "a → b"
+    assert fig.axes[2].get_title() == "100% in the region"  # all of δ sits in the corner
     fig = plotting.plot_accuracies({"clean": 0.9, "fix": 0.8}, title="t", reference="clean")
     assert fig.axes[0].get_xlabel() == "test accuracy (%)" and len(fig.axes[0].patches) == 2
     flipped = torch.tensor([True, False, False])

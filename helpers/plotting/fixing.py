@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from helpers import decoy
 from helpers.plotting.basics import to_image
 from helpers.records import Explanation
 
@@ -18,12 +19,14 @@ def show_region_explanations(
     result: Explanation, masks: torch.Tensor, classes: Sequence[str], *, suptitle: str
 ) -> Figure:
     """Two rows: each image with its region outlined (titled 'true → predicted'), and below it
-    the magnitude |δ| of its explanation, with a colour bar. masks: (N, 1, H, W) bool."""
+    the magnitude |δ| of its explanation, titled with its share inside the region, with a colour
+    bar. masks: (N, 1, H, W) bool."""
     n = len(result)
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n + 1.2, 4.4), squeeze=False,
                              layout="constrained")  # fmt: skip
     magnitude = result.delta.abs().sum(1).cpu()  # (N, H, W)
     top = float(magnitude.max()) or 1.0
+    shares = decoy.region_share(result.delta.cpu(), masks.cpu())
     for i in range(n):
         axes[0, i].imshow(to_image(result.x[i]), cmap="gray", vmin=0, vmax=1)
         axes[0, i].contour(masks[i, 0].cpu().float().numpy(), levels=[0.5], colors="tab:orange")
@@ -31,6 +34,7 @@ def show_region_explanations(
         axes[0, i].set_title(title, fontsize=9)
         shown = axes[1, i].imshow(magnitude[i].numpy(), cmap="magma", vmin=0, vmax=top)
         axes[1, i].contour(masks[i, 0].cpu().float().numpy(), levels=[0.5], colors="tab:cyan")
+        axes[1, i].set_title(f"{shares[i]:.0%} in the region", fontsize=8)
     fig.colorbar(shown, ax=axes[1, :].tolist(), label="|δ| per pixel")
     for ax in axes.flat:
         ax.set_xticks([])
