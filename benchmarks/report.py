@@ -223,12 +223,47 @@ def evidence(report: dict) -> str:
             "test images.")  # fmt: skip
 
 
+def spread(summary: dict, key: str, fmt=percent) -> str:
+    """mean ± standard deviation over the seeds of one summary entry."""
+    entry = summary.get(key)
+    return "–" if entry is None else f"{fmt(entry['mean'])} ± {fmt(entry['std'])}"
+
+
+def fixing(report: dict) -> str:
+    totals, seeds = report["summary"], len(report["runs"])
+    decoy = [[name, spread(totals, f"decoy.{name}.test_accuracy"),
+              spread(totals, f"decoy.{name}.patch_share")]
+             for name in ("shortcut", "clean", "data_fix", "model_fix")]  # fmt: skip
+    area = percent(totals["decoy.area_share"]["mean"])
+    labels = [["noisy labels, nothing removed", "–", "–",
+               spread(totals, "labels.noisy_test_accuracy")]]  # fmt: skip
+    labels += [[f"remove the top k by {name}", spread(totals, f"labels.{name}.precision_at_k"),
+                spread(totals, f"labels.{name}.auroc", number),
+                spread(totals, f"labels.{name}.removed_test_accuracy")]
+               for name in ("explanation", "loss", "cleanlab")]  # fmt: skip
+    labels += [["clean labels", "–", "–", spread(totals, "labels.clean_test_accuracy")]]
+    weak = [[name, spread(totals, f"weak_pairs.{key}_test_accuracy")]
+            for name, key in (("no extra data", "baseline"), ("augmented true classes of the "
+                              "agreeing pairs", "targeted"), ("as many augmented digits of "
+                              "any class", "random"))]  # fmt: skip
+    return (
+        f"Mean ± standard deviation over {seeds} seeds. Decoy MNIST, tested on digits with a "
+        f"random-shade patch (the patch covers {area} of an image):\n\n"
+        + table(decoy, ["model", "test accuracy", "share of the change (abs δ) in the patch"])
+        + "\n\nLabel errors (k = the number of flipped labels; scores out of fold):\n\n"
+        + table(labels, ["", "precision at k", "AUROC", "test accuracy"])
+        + "\n\nWeak pairs (found on the pool split):\n\n"
+        + table(weak, ["training data", "test accuracy"])
+    )
+
+
 RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
     "explorer": explorer,
     "robustness": robustness,
     "evidence": evidence,
+    "fixing": fixing,
 }
 TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
@@ -236,6 +271,7 @@ TITLES = {
     "explorer": "Explorer: redraw times",
     "robustness": "Robustness: the standard CNN and its defences",
     "evidence": "Inside the network: Grad-CAM shift (MOD, VID) under FGSM, promotion/suppression",
+    "fixing": "Fixing the data and the model with the explanations",
 }
 START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
 

@@ -17,6 +17,8 @@ from helpers import evaluation, models, runtime, validation
 from helpers.data import Dataset, Split
 
 Transform = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # (model, x, y) -> x
+# (model, x, y, logits) -> a scalar added to the cross-entropy; x requires grad
+Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -40,6 +42,7 @@ def train(
     test_split: Split | None = None,
     progress: bool = True,
     transform: Transform | None = None,
+    penalty: Penalty | None = None,
 ) -> History:
     """Train `model` in place with Adam on `train_split`, on the model's device.
 
@@ -51,6 +54,9 @@ def train(
         test_split: evaluated after each epoch, for the learning curves.
         transform: ``transform(model, x, y) -> x`` changes each batch before the step (noise,
             or an attack for adversarial training); it runs with the model in train mode.
+        penalty: ``penalty(model, x, y, logits) -> scalar`` added to the cross-entropy of each
+            batch, with ``x`` requiring grad so it may use input gradients (``helpers.decoy``'s
+            "right for the right reasons" penalty); None trains exactly as before.
     Returns:
         The `History`. The model is left in eval mode.
     """
@@ -76,8 +82,12 @@ def train(
                 if transform is not None:
                     x = transform(model, x, y)
                     model.train()  # an attack in the transform may have switched modes
+                if penalty is not None:
+                    x = x.detach().requires_grad_(True)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
+                if penalty is not None:
+                    loss = loss + penalty(model, x, y, logits)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

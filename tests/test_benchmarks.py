@@ -255,3 +255,27 @@ def test_the_report_shows_the_black_box_curves():
     assert "| method | 10 queries | 100 queries |" in text
     assert "| ours | 2.50× (100%, cos 0.40) | 2.50× (100%, cos 0.40) |" in text
     assert "| 15 | yes | 60 | 50% | 95% | 4.90 |" in text
+
+
+def test_fixing_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "fixing.json"
+    run(
+        "fixing.py",
+        *("--seeds", "0", "1", "--num-epochs", "1", "--train-size", "200", "--max-images", "20"),
+        *("--num-extra", "10", "--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    assert [r["seed"] for r in report["runs"]] == [0, 1]
+    for run_ in report["runs"]:
+        decoy, labels = run_["decoy"], run_["labels"]
+        assert {"shortcut", "clean", "data_fix", "model_fix"} <= set(decoy)
+        assert labels["num_flips"] == 10
+        for score in ("explanation", "loss", "cleanlab"):
+            assert set(labels[score]) == {"precision_at_k", "auroc", "removed_test_accuracy"}
+        assert {"baseline_test_accuracy", "targeted_test_accuracy"} <= set(run_["weak_pairs"])
+    assert report["summary"]["labels.explanation.auroc"]["std"] >= 0
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as renderer
+
+    text = renderer.fixing(report)
+    assert "over 2 seeds" in text and "| remove the top k by explanation |" in text

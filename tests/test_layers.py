@@ -11,9 +11,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helpers"
 FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
     {"models", "zoo", "data", "registry"},
-    {"engine", "evaluation", "metrics", "evidence", "spectrum"},
+    {"engine", "evaluation", "metrics", "evidence", "spectrum", "decoy", "weaknesses"},
     {"training", "attacks", "deepfool"},
-    {"blackbox", "forward", "decision"},
+    {"blackbox", "forward", "decision", "labelnoise"},
     {"surrogate", "defences", "boundary"},
     {"course", "explorer"},
     {"plotting"},

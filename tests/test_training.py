@@ -225,3 +225,31 @@ def test_predict_gives_a_record_of_the_whole_split(small):
     assert torch.equal(everything.logits, evaluation.predict_logits(model, small.test.x))
     mistakes = evaluation.find_misclassified(model, small.test)
     assert set(mistakes.index.tolist()) == set(everything.index[everything.misclassified].tolist())
+
+
+def test_a_zero_penalty_trains_the_same_model_as_none(small):
+    def zero(model, x, y, logits):
+        assert model.training and x.requires_grad and logits.shape == (len(x), 10)
+        return logits.sum() * 0.0
+
+    weights = []
+    for penalty in (None, zero):
+        model = new_model(small)
+        training.train(model, small.train, num_epochs=1, progress=False, penalty=penalty)
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_penalty_is_added_to_the_loss_and_can_use_input_gradients(small):
+    def favour_zero(model, x, y, logits):
+        (grad,) = torch.autograd.grad(logits[:, 0].sum(), x, create_graph=True)
+        assert grad.shape == x.shape  # the penalty may take input gradients
+        return -10.0 * logits.log_softmax(1)[:, 0].mean()
+
+    plain, pushed = new_model(small), new_model(small)
+    training.train(plain, small.train, num_epochs=1, progress=False)
+    training.train(pushed, small.train, num_epochs=1, progress=False, penalty=favour_zero)
+    share = [
+        (evaluation.predict(m, small.test).y_pred == 0).float().mean() for m in (plain, pushed)
+    ]
+    assert share[1] > 0.5 > share[0]

@@ -3,7 +3,8 @@
 ``basics``: image grids, the signed heat map every figure shares, learning curves, saving;
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
-MOD, promotion and suppression, units and spectra (notebook 09).
+MOD, promotion and suppression, units and spectra (notebook 09); ``fixing``: explanations that
+point at a region, accuracies of fixes, rankings of suspected label errors (notebook 10).
 """
 
 from helpers.plotting.basics import (
@@ -33,6 +34,7 @@ from helpers.plotting.explanations import (
     show_explanations,
     show_side_by_side,
 )
+from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
 from helpers.plotting.mistakes import (
     plot_confidence_histograms,
     plot_confusion_matrix,
@@ -50,6 +52,7 @@ __all__ = [
     "SIGNED_CMAP",
     "draw_signed",
     "image_png",
+    "plot_accuracies",
     "plot_accuracy_against_eps",
     "plot_agreement",
     "plot_budget_curve",
@@ -60,6 +63,7 @@ __all__ = [
     "plot_label_curve",
     "plot_mod_against_eps",
     "plot_per_class_error",
+    "plot_rankings",
     "plot_shares",
     "plot_spectra",
     "plot_success_by_budget",
@@ -73,6 +77,7 @@ __all__ = [
     "show_images",
     "show_mistakes",
     "show_probabilities",
+    "show_region_explanations",
     "show_samples_per_class",
     "show_side_by_side",
     "signed_map",
