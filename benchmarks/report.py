@@ -30,6 +30,10 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.2%}".replace(".00%", "%")
 
 
+def threads(count: int | None) -> str:
+    return "? threads" if count is None else f"{count} thread{'' if count == 1 else 's'}"
+
+
 def number(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -238,7 +242,7 @@ def fixing(report: dict) -> str:
     labels = [["noisy labels, nothing removed", "–", "–",
                spread(totals, "labels.noisy_test_accuracy")]]  # fmt: skip
     labels += [[f"remove the top k by {name}", spread(totals, f"labels.{name}.precision_at_k"),
-                spread(totals, f"labels.{name}.auroc", number),
+                spread(totals, f"labels.{name}.auroc", lambda v: number(v, 3)),
                 spread(totals, f"labels.{name}.removed_test_accuracy")]
                for name in ("explanation", "loss", "cleanlab")]  # fmt: skip
     labels += [["clean labels", "–", "–", spread(totals, "labels.clean_test_accuracy")]]
@@ -254,7 +258,28 @@ def fixing(report: dict) -> str:
         + table(labels, ["", "precision at k", "AUROC", "test accuracy"])
         + "\n\nWeak pairs (found on the pool split):\n\n"
         + table(weak, ["training data", "test accuracy"])
+        + "\n\n**Targets** (from the means above)\n\n"
+        + "\n".join(f"- {line}" for line in fixing_targets(totals))
     )
+
+
+def fixing_targets(totals: dict) -> list[str]:
+    """The issue's targets for the fixing benchmark, each with the means it is read from."""
+    mean = lambda key: totals[key]["mean"]
+    clean, shortcut = mean("decoy.clean.test_accuracy"), mean("decoy.shortcut.test_accuracy")
+    gap = min(abs(clean - mean(f"decoy.{fix}.test_accuracy")) for fix in ("data_fix", "model_fix"))
+    area = mean("decoy.area_share")
+    ratio = lambda name: mean(f"decoy.{name}.patch_share") / area
+    gain = mean("labels.explanation.removed_test_accuracy") - mean("labels.noisy_test_accuracy")
+    return [
+        f"the shortcut model is {100 * (clean - shortcut):.1f} points below the clean model",
+        f"the better fix is {100 * gap:.1f} points from the clean model (target within 2): "
+        + ("met" if gap <= 0.02 else "**not met**"),
+        f"the explanations' share of the change in the patch is {ratio('shortcut'):.1f}× the "
+        f"patch's area for the shortcut model, {ratio('clean'):.1f}× for the clean model",
+        f"removing the top k by the explanation score: {100 * gain:+.2f} points over the noisy "
+        "model on average (target: a gain): " + ("met" if gain > 0 else "**not met**"),
+    ]
 
 
 RENDERERS = {
@@ -302,7 +327,7 @@ def render_all() -> str:
         report = json.loads(path.read_text())
         parts.append(
             f"### {TITLES[name]}\n\n`{report.get('command', '?')}` on "
-            f"{report.get('device', '?')}, {report.get('num_threads', '?')} threads, torch "
+            f"{report.get('device', '?')}, {threads(report.get('num_threads'))}, torch "
             f"{report.get('torch', '?')}\n\n{render(report)}"
         )
     return "\n\n".join(parts)
