@@ -221,10 +221,29 @@ def evidence(report: dict) -> str:
             for source, r in report["shares"].items()]  # fmt: skip
     shares = table(rows, ["source", *categories, "images"])
     speed = report["speed"]
+    mod += "\n\n" + "\n".join(f"- {line}" for line in evidence_targets(report))
     return (f"{mod}\n\nPromotion (share > 2/3) or suppression (< 1/3) of the provider's logits:"
             f"\n\n{shares}\n\nGrad-CAM (last conv layer) + SSIM: "
             f"{speed['images_per_second']:.0f} images per second over {speed['num_images']} "
             "test images.")  # fmt: skip
+
+
+def evidence_targets(report: dict) -> list[str]:
+    """MOD rises with ε at the last layer (per model), and the robust model against the
+    standard one at each ε, as the run measured them."""
+    last = {r["model"]: r["layer"] for r in report["vid"] if r["position"] == "last"}
+    curve = {model: [r["mod"] for r in sorted(report["mod"], key=lambda r: r["eps"])
+                     if (r["model"], r["layer"]) == (model, layer)]
+             for model, layer in last.items()}  # fmt: skip
+    rising = [model for model, mods in curve.items() if all(map(float.__lt__, mods, mods[1:]))]
+    lines = [f"MOD rises with every larger ε at the last layer for {len(rising)} of "
+             f"{len(curve)} models" + ("" if len(rising) == len(curve) else
+             f" (not for {', '.join(sorted(set(curve) - set(rising)))})")]  # fmt: skip
+    if {"standard", "robust"} <= set(curve):
+        below = sum(r < s for r, s in zip(curve["robust"], curve["standard"]))
+        lines.append(f"the robust model's MOD is below the standard model's at {below} of "
+                     f"{len(curve['robust'])} ε (last layer)")  # fmt: skip
+    return lines
 
 
 def spread(summary: dict, key: str, fmt=percent) -> str:
