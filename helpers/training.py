@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,8 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     history = History()
-    total = num_epochs * -(-len(train_split) // batch_size)
-    bar = tqdm(total=total, desc="training", unit="batch", disable=not progress)
-    # dropout draws from the global RNG: fork it and seed it from `generator`, so the same
-    # generator gives the same model and the caller's random state is left alone
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+    bar = progress_bar(num_epochs * -(-len(train_split) // batch_size), "training", progress)
+    with seeded(generator, device):
         for epoch in range(num_epochs):
             model.train()
             total_loss, total_correct = 0.0, 0
@@ -107,6 +104,21 @@ def train(
     bar.close()
     model.eval()
     return history
+
+
+def progress_bar(total: int, desc: str, progress: bool = True) -> tqdm:
+    """The training loops' bar: ``total`` batches, updated once per batch."""
+    return tqdm(total=total, desc=desc, unit="batch", disable=not progress)
+
+
+@contextmanager
+def seeded(generator: torch.Generator, device: torch.device) -> Iterator[None]:
+    """Within the block, draws from the global RNG (dropout) are seeded from ``generator`` on a
+    forked RNG: the same generator gives the same model, and the caller's random state is left
+    alone."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        yield
 
 
 def fit_and_save(
