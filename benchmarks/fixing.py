@@ -28,7 +28,7 @@ from statistics import mean, stdev
 import common
 import torch
 
-from helpers import attacks, course, decoy, evaluation, labelnoise, training, weaknesses
+from helpers import attacks, course, decoy, evaluation, labelnoise, metrics, training, weaknesses
 from helpers.data import Split
 
 
@@ -96,7 +96,7 @@ def label_run(dataset, args, seed: int) -> tuple[dict, torch.nn.Module]:
         removed = fit(dataset, labelnoise.without_top(noisy, score, k), args, seed)
         record[name] = {
             "precision_at_k": labelnoise.precision_at_k(score, flipped, k),
-            "auroc": labelnoise.auroc(score, flipped),
+            "auroc": metrics.auroc(score, flipped),
             "removed_test_accuracy": accuracy(removed, dataset.test),
         }
     print(f"seed {seed} labels: noisy {record['noisy_test_accuracy']:.2%}, clean "

@@ -135,18 +135,6 @@ def precision_at_k(scores: Tensor, flipped: Tensor, k: int) -> float:
     return flipped[scores.topk(k).indices].float().mean().item()
 
 
-def auroc(scores: Tensor, flipped: Tensor) -> float:
-    """Area under the ROC curve of ``scores`` (N,) against the ``flipped`` mask (N,): the chance
-    that a flipped image outscores a clean one, ties counting half (Mann-Whitney)."""
-    _check_ranking(scores, flipped)
-    positive, negative = scores[flipped].double(), scores[~flipped].double()
-    if len(positive) == 0 or len(negative) == 0:
-        raise ValueError("AUROC needs both flipped and clean images in the ranking")
-    greater = (positive[:, None] > negative[None, :]).double()
-    ties = (positive[:, None] == negative[None, :]).double()
-    return (greater + 0.5 * ties).mean().item()
-
-
 def without_top(split: Split, scores: Tensor, k: int) -> Split:
     """``split`` without its ``k`` highest-scoring images (the suspected label errors)."""
     _check_ranking(scores, torch.zeros_like(scores, dtype=torch.bool))
@@ -157,7 +145,6 @@ def without_top(split: Split, scores: Tensor, k: int) -> Split:
 
 __all__ = [
     "Scores",
-    "auroc",
     "cleanlab_scores",
     "explain_given",
     "flip_labels",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from helpers import validation
@@ -115,6 +116,24 @@ def similarity(delta: Tensor, reference: Tensor, *, top_k: int = 50) -> Similari
     return Similarity(cosine=cosine, overlap=shared.to(delta.dtype) / top_k)
 
 
+def auroc(scores: Tensor, positive: Tensor) -> float:
+    """Area under the ROC curve of ``scores`` (N,) against the bool mask ``positive`` (N,): the
+    chance that a positive image outscores a negative one, ties counting half (Mann-Whitney)."""
+    if len(scores) == 0:
+        raise ValueError("the ranking is empty: pass one score per image (N >= 1)")
+    if scores.shape != positive.shape or positive.dtype != torch.bool:
+        raise ValueError(
+            f"positive must be a bool mask shaped like scores {tuple(scores.shape)}, got "
+            f"{positive.dtype} {tuple(positive.shape)}"
+        )
+    yes, no = scores[positive].double(), scores[~positive].double()
+    if len(yes) == 0 or len(no) == 0:
+        raise ValueError("AUROC needs both positive and negative images in the ranking")
+    greater = (yes[:, None] > no[None, :]).double()
+    ties = (yes[:, None] == no[None, :]).double()
+    return (greater + 0.5 * ties).mean().item()
+
+
 def budget_record(method: str, budget: int, result: Explanation, whitebox: Explanation) -> dict:
     """One point of a budget curve: ``result``'s success, and its median size (L2 ÷ the
     ``whitebox`` explanation's) and cosine with it, on the images both explain; the record
@@ -155,6 +174,7 @@ __all__ = [
     "PAPER_WHITEBOX",
     "Reference",
     "Similarity",
+    "auroc",
     "budget_record",
     "label_record",
     "similarity",

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from helpers import data, labelnoise
+from helpers import data, labelnoise, metrics
 from tests import tiny
 
 
@@ -27,7 +27,7 @@ def test_precision_at_k_and_auroc_by_hand():
     flipped = torch.tensor([True, False, False, True, False])
     assert labelnoise.precision_at_k(scores, flipped, 2) == 0.5
     # flipped 0.9 beats all 3 clean; flipped 0.5 beats 0.1, ties 0.5, loses to 0.8: 4.5 of 6
-    assert labelnoise.auroc(scores, flipped) == pytest.approx(4.5 / 6)
+    assert metrics.auroc(scores, flipped) == pytest.approx(4.5 / 6)
 
 
 def test_an_empty_ranking_is_refused():
@@ -35,7 +35,7 @@ def test_an_empty_ranking_is_refused():
     with pytest.raises(ValueError, match="the ranking is empty"):
         labelnoise.precision_at_k(empty, empty.bool(), 1)
     with pytest.raises(ValueError, match="the ranking is empty"):
-        labelnoise.auroc(empty, empty.bool())
+        metrics.auroc(empty, empty.bool())
     with pytest.raises(ValueError, match="larger than the ranking"):
         labelnoise.precision_at_k(torch.ones(3), torch.ones(3).bool(), 4)
 
@@ -69,5 +69,5 @@ def test_out_of_fold_scores_find_most_flips_on_real_digits():
                          small.pool, small.test, small.source)  # fmt: skip
     scores = labelnoise.out_of_fold_scores(noisy, num_folds=2, num_epochs=2, seed=0)
     assert scores.fold.bincount().tolist() == [300, 300]
-    assert labelnoise.auroc(scores.explanation, flipped) > 0.8
-    assert labelnoise.auroc(scores.loss, flipped) > 0.8
+    assert metrics.auroc(scores.explanation, flipped) > 0.8
+    assert metrics.auroc(scores.loss, flipped) > 0.8
