@@ -64,9 +64,17 @@ def plot_accuracies(
     return fig
 
 
-def plot_rankings(scores: dict[str, torch.Tensor], flipped: torch.Tensor, *, title: str) -> Figure:
-    """ROC curves: for each named score (N,), the share of flipped images found against the
-    share of clean images flagged, as the threshold goes down the ranking."""
+def plot_rankings(
+    scores: dict[str, torch.Tensor],
+    flipped: torch.Tensor,
+    *,
+    title: str,
+    positives: str = "flipped labels",
+    negatives: str = "clean labels",
+) -> Figure:
+    """ROC curves: for each named score (N,), the share of ``flipped`` (positive) images found
+    against the share of the others flagged, as the threshold goes down the ranking; the axes
+    name the ``positives`` and ``negatives``."""
     fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
     flipped = flipped.cpu()
     for name, score in scores.items():
@@ -75,7 +83,7 @@ def plot_rankings(scores: dict[str, torch.Tensor], flipped: torch.Tensor, *, tit
         flagged = torch.cat([torch.zeros(1), (1 - hits).cumsum(0) / (1 - hits).sum()])
         ax.plot(flagged.numpy(), found.numpy(), label=name)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
-    ax.set(xlabel="share of clean labels flagged", ylabel="share of flipped labels found",
+    ax.set(xlabel=f"share of {negatives} flagged", ylabel=f"share of {positives} found",
            title=title)  # fmt: skip
     ax.legend(fontsize=8)
     return fig
