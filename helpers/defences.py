@@ -3,9 +3,10 @@
 Training defences are per-batch transforms for ``training.train`` (no second training loop):
 Gaussian noise; fast adversarial training with FGSM from a random start (Wong, Rice, Kolter
 2020); PGD adversarial training (Madry et al. 2018). Input cleaning: ``BitDepth`` rounds each
-pixel to a few levels, which hides gradients (Athalye, Carlini, Wagner 2018); with
-``straight_through=True`` it is the BPDA view of it, the identity on the backward pass, that an
-adaptive attacker uses.
+pixel to a few levels, which hides gradients (Athalye, Carlini, Wagner 2018); ``Purifier``
+replaces the image by the closest one a GAN's generator makes (Defense-GAN, Samangouei et al.
+2018). ``StraightThrough`` is the BPDA view of any cleaner, its answer on the forward pass and
+the identity on the backward pass, that an adaptive attacker uses.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from helpers import forward, runtime, validation
+from helpers import forward, generative, generators, runtime, validation
 from helpers.training import Transform
 
 DEFENCES = ("standard", "noise", "fgsm_rs", "pgd")
@@ -84,9 +85,49 @@ class BitDepth(nn.Module):
         return x + (rounded - x).detach() if self.straight_through else rounded
 
 
-def cleaned(model: nn.Module, bits: int, *, straight_through: bool = False) -> nn.Module:
-    """``model`` behind a ``BitDepth`` input cleaner, in the model's mode and device."""
-    cleaner = BitDepth(bits, straight_through=straight_through)
+class StraightThrough(nn.Module):
+    """BPDA (Athalye et al. 2018): ``cleaner``'s output on the forward pass, the identity on the
+    backward pass, so a gradient attack sees through any cleaner, differentiable or not."""
+
+    def __init__(self, cleaner: nn.Module) -> None:
+        super().__init__()
+        self.cleaner = cleaner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + (self.cleaner(x) - x).detach()
+
+
+class Purifier(nn.Module):
+    """Defense-GAN: replace each image by the closest one ``gan``'s generator makes
+    (``generative.project`` with these settings, from the same random starts at every call,
+    so the defence is a function of its input). No gradient reaches the input through it: the
+    projection is an inner optimization, not a layer."""
+
+    def __init__(self, gan: generators.GAN, *, num_steps: int = 50, num_restarts: int = 1,
+                 lr: float = 0.1, seed: int = 0) -> None:  # fmt: skip
+        super().__init__()
+        validation.check_count(num_steps, "num_steps")
+        validation.check_count(num_restarts, "num_restarts")
+        self.gan, self.seed = gan, seed
+        self.settings = {"num_steps": num_steps, "num_restarts": num_restarts, "lr": lr}
+
+    def forward(self, x: Tensor) -> Tensor:
+        starts = torch.Generator().manual_seed(self.seed)
+        projected = generative.project(self.gan, x.detach(), generator=starts, **self.settings).x
+        return projected + 0 * x  # in the graph, with a zero gradient (as rounding's is)
+
+
+def cleaned(
+    model: nn.Module, cleaner: int | nn.Module, *, straight_through: bool = False
+) -> nn.Module:
+    """``model`` behind an input cleaner, in the model's mode and device: ``cleaner`` is a
+    module (a ``Purifier``), or an int, the bits of a ``BitDepth``; ``straight_through`` wraps
+    it in ``StraightThrough`` (BPDA gradients, the same answers)."""
+    if isinstance(cleaner, bool) or not isinstance(cleaner, int | nn.Module):
+        raise TypeError(f"cleaner must be a number of bits or an nn.Module, got {cleaner!r}")
+    cleaner = BitDepth(cleaner) if isinstance(cleaner, int) else cleaner
+    if straight_through:
+        cleaner = StraightThrough(cleaner)
     return nn.Sequential(cleaner, model).train(model.training)
 
 
@@ -105,6 +146,8 @@ def make_transform(defence: str, settings: dict[str, Any], generator: torch.Gene
 __all__ = [
     "DEFENCES",
     "BitDepth",
+    "Purifier",
+    "StraightThrough",
     "adversarial",
     "cleaned",
     "fgsm_random_start",

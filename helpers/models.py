@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -124,13 +125,24 @@ class SurrogateCNN(Classifier):
 
 
 ARCHITECTURES: dict[str, type[Classifier]] = {"SmallCNN": SmallCNN, "SurrogateCNN": SurrogateCNN}
+GENERATIVE: dict[str, type[nn.Module]] = {}  # helpers.generators adds its GAN: not classifiers
+
+
+def fingerprint(model: nn.Module) -> str:
+    """A short hash of ``model``'s weights and buffers: a model trained against another one
+    (a GAN against its judge) records which, so a retrained judge retrains it too."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:
     """Save weights, architecture and `metadata` (dataset, seed, accuracy, ...) to `path`."""
     name = type(model).__name__
-    if name not in ARCHITECTURES or not hasattr(model, "config"):
-        raise ValueError(f"cannot save a {name}: only {sorted(ARCHITECTURES)} can be checkpointed")
+    known = {**ARCHITECTURES, **GENERATIVE}
+    if name not in known or not hasattr(model, "config"):
+        raise ValueError(f"cannot save a {name}: only {sorted(known)} can be checkpointed")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -172,9 +184,9 @@ def load_checkpoint(
                 f"{path} has {key}={metadata.get(key)!r} but {value!r} is expected: "
                 "retrain, or load the matching checkpoint"
             )
-    from helpers import zoo  # noqa: F401  (registers the zoo's architectures; imports models)
+    from helpers import generators, zoo  # noqa: F401  (they register their models; import this)
 
-    architecture = ARCHITECTURES.get(record["architecture"])
+    architecture = {**ARCHITECTURES, **GENERATIVE}.get(record["architecture"])
     if architecture is None:
         raise CheckpointError(f"{path} holds an unknown architecture {record['architecture']!r}")
     config = record["config"]

@@ -10,10 +10,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helpers"
 # bottom to top; a module may import modules of its own floor or below, never above
 FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
-    {"models", "zoo", "data", "registry"},
+    {"models", "zoo", "generators", "data", "registry"},
     {"engine", "evaluation", "metrics", "evidence", "spectrum", "decoy", "weaknesses"},
     {"training", "attacks", "deepfool"},
-    {"blackbox", "forward", "decision", "labelnoise"},
+    {"blackbox", "forward", "decision", "labelnoise", "generative"},
     {"surrogate", "defences", "boundary"},
     {"course", "explorer"},
     {"plotting"},
