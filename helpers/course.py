@@ -17,7 +17,7 @@ import torch
 from IPython.display import Code
 from torch import nn
 
-from helpers import blackbox, data, defences, runtime, surrogate, training
+from helpers import blackbox, data, defences, generative, generators, runtime, surrogate, training
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,8 @@ class Course:
         overwrite each other."""
         generator = torch.Generator(self.device).manual_seed(self.seed)
         num_epochs = num_epochs or self.num_epochs
-        recipe = [f"{name}{value}" for name, value in sorted(settings.items())]
         model, metadata = training.load_or_train(
-            self.dataset, self.path("_".join([f"cnn_{defence}", *recipe, f"{num_epochs}epochs"])),
+            self.dataset, self.recipe_path(f"cnn_{defence}", settings, num_epochs),
             seed=self.seed, device=self.device, num_epochs=num_epochs,
             transform=defences.make_transform(defence, settings, generator),
             tags={"defence": defence, **settings},
@@ -66,6 +65,27 @@ class Course:
         print(f"The {defence} CNN: test accuracy {metadata['test_accuracy']:.2%}.")
         self.metadata[f"cnn_{defence}"] = metadata
         return model
+
+    def gan(
+        self, kind: str = "conditional", *, num_epochs: int, judge: nn.Module | None = None,
+        **settings: Any,
+    ) -> generators.GAN:  # fmt: skip
+        """A GAN of ``kind`` ("conditional" or "counterfactual", notebook 11) trained for
+        ``num_epochs`` with ``settings`` (of ``generative.train``) and ``judge``: loaded if it
+        matches (the judge's weights included), else trained now and saved."""
+        gan, metadata = generative.load_or_train(
+            self.dataset, self.recipe_path(f"gan_{kind}", settings, num_epochs), kind=kind,
+            seed=self.seed, device=self.device, num_epochs=num_epochs, judge=judge, **settings,
+        )  # fmt: skip
+        print(f"The {kind} GAN took {metadata['seconds']:.0f} s to train.")
+        self.metadata[f"gan_{kind}"] = metadata
+        return gan
+
+    def recipe_path(self, kind: str, settings: dict[str, Any], num_epochs: int) -> Path:
+        """Where a model of ``kind`` trained with ``settings`` for ``num_epochs`` is saved: each
+        recipe has its own file, so a notebook's short one never overwrites a benchmark's."""
+        recipe = [f"{name}{value}" for name, value in sorted(settings.items())]
+        return self.path("_".join([kind, *recipe, f"{num_epochs}epochs"]))
 
     def surrogate(self, black_box: blackbox.BlackBox, **settings: Any) -> nn.Module:
         """The user's surrogate (notebook 04), trained on the pool through ``black_box`` with
