@@ -4,7 +4,8 @@
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
 MOD, promotion and suppression, units and spectra (notebook 09); ``fixing``: explanations that
-point at a region, accuracies of fixes, rankings of suspected label errors (notebook 10).
+point at a region, accuracies of fixes, rankings of suspected label errors (notebook 10);
+``generative``: GAN training, generated digits, counterfactuals (notebook 11).
 """
 
 from helpers.plotting.basics import (
@@ -35,6 +36,7 @@ from helpers.plotting.explanations import (
     show_side_by_side,
 )
 from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
+from helpers.plotting.generative import plot_gan_history, show_class_grid, show_counterfactuals
 from helpers.plotting.mistakes import (
     plot_confidence_histograms,
     plot_confusion_matrix,
@@ -59,6 +61,7 @@ __all__ = [
     "plot_confidence_histograms",
     "plot_confusion_matrix",
     "plot_distributions",
+    "plot_gan_history",
     "plot_history",
     "plot_label_curve",
     "plot_mod_against_eps",
@@ -70,7 +73,9 @@ __all__ = [
     "plot_units",
     "save_figure",
     "show_adversarial_examples",
+    "show_class_grid",
     "show_contributions",
+    "show_counterfactuals",
     "show_explanation_gallery",
     "show_explanations",
     "show_grad_cams",
