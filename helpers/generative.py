@@ -259,10 +259,10 @@ def project(gan: generators.GAN, x: Tensor, *, num_steps: int = 50, num_restarts
     validation.check_count(num_restarts, "num_restarts")
     validation.check_positive(lr, "lr")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    # every start drawn first, restart by restart: the first restart is the single search
-    shape = (len(x), gan.num_classes, gan.latent_size)
+    # the same starts for every image (its projection never depends on its batch), drawn
+    shape = (gan.num_classes, gan.latent_size)  # restart by restart: the first is the single one
     starts = torch.stack([torch.randn(shape, generator=generator) for _ in range(num_restarts)])
-    starts, x = starts.to(x.device), x.detach()  # (R, N, K, D): K codes per image, R times
+    starts, x = starts[:, None].expand(-1, len(x), -1, -1).to(x.device), x.detach()  # (R,N,K,D)
     parts = [_project(gan, x[i : i + batch_size], starts[:, i : i + batch_size], num_steps, lr)
              for i in range(0, len(x), batch_size)]  # fmt: skip
     return Projection(*(torch.cat([getattr(p, name) for p in parts])

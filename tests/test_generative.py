@@ -225,3 +225,13 @@ def test_the_first_restart_is_the_single_search_so_more_restarts_never_do_worse(
     three = generative.project(gan, target, num_steps=5, num_restarts=3)
     assert (three.error <= one.error + 1e-4).all()
     assert torch.allclose(gan.generator(three.z, three.y), three.x)  # each image's own best code
+
+
+def test_an_image_is_projected_alike_whatever_its_batch():
+    gan = tiny_gan("conditional").eval()
+    x = torch.rand(5, *SHAPE)
+    together = generative.project(gan, x, num_steps=4, num_restarts=2)
+    alone = generative.project(gan, x[3:4], num_steps=4, num_restarts=2)
+    assert torch.allclose(together.x[3:4], alone.x, atol=1e-5) and together.y[3] == alone.y[0]
+    purifier = defences.Purifier(gan, num_steps=4)
+    assert torch.allclose(purifier(x)[1:3], purifier(x[1:3]), atol=1e-5)  # PGD asks subsets
