@@ -301,6 +301,47 @@ def fixing_targets(totals: dict) -> list[str]:
     ]
 
 
+def generative(report: dict) -> str:
+    """Notebook 11's measures: counterfactuals, PGD, uncertainty and Defense-GAN."""
+    cf, scores = report["counterfactuals"], report["uncertainty"]
+    seconds = report["training_seconds"]
+    epsilons = sorted({r["eps"] for r in report["pgd"]})
+    pgd = {(r["model"], r["eps"]): r["accuracy"] for r in report["pgd"]}
+    names = list(dict.fromkeys(r["model"] for r in report["pgd"]))
+    rows = [[name, *(percent(pgd[name, e]) for e in epsilons)] for name in names]
+    header = ["model", "clean", *(f"PGD ε={e}" for e in epsilons[1:])]
+    defended = [[f"{r['attack']}" + (f" ε={r['eps']}" if r["eps"] else ""),
+                 percent(r["course CNN"]), percent(r["Defense-GAN"])]
+                for r in report["defense_gan"]]  # fmt: skip
+    met = report["targets"]
+    below = [eps for eps, yes in met["bpda_below_plain_attacks"].items() if yes]
+    lines = [
+        f"counterfactuals read as the true class for {percent(cf['success_rate'])} of the "
+        f"{cf['num_mistakes']} mistakes (target ≥ 90%): "
+        + ("met" if met["counterfactual_success_at_least_90"] else "**not met**"),
+        f"the better uncertainty score on this run: {met['better_uncertainty_score']}",
+        f"BPDA below both plain attacks at ε = {', '.join(below) or 'none'} of "
+        f"{', '.join(met['bpda_below_plain_attacks'])}",
+    ]
+    return (
+        f"Training: conditional GAN {seconds['conditional']:.0f} s, counterfactual GAN "
+        f"{seconds['counterfactual']:.0f} s. Counterfactuals of the {cf['num_mistakes']} "
+        f"misclassified test images: {percent(cf['success_rate'])} read as the true class at "
+        f"{cf['mean_queries']:.2f} queries, median L2 {cf['median_l2']:.2f} (the white-box "
+        f"explanation's {cf['whitebox_median_l2']:.2f}), median top-50 pixel overlap with it "
+        f"{percent(cf['median_top50_overlap'])}.\n\n"
+        + table(rows, header)
+        + f"\n\nTelling the CNN's {scores['num_misclassified']} misclassified test images from "
+        f"the right ones: AUROC {scores['fakeness_auroc']:.3f} for the discriminator's fakeness, "
+        f"{scores['softmax_auroc']:.3f} for 1 − the CNN's maximum softmax probability.\n\n"
+        "Defense-GAN (attacks crafted against the CNN alone, except BPDA, through the "
+        "projection):\n\n"
+        + table(defended, ["attack", "course CNN", "Defense-GAN"])
+        + "\n\n**Targets**\n\n"
+        + "\n".join(f"- {line}" for line in lines)
+    )
+
+
 RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
@@ -308,6 +349,7 @@ RENDERERS = {
     "robustness": robustness,
     "evidence": evidence,
     "fixing": fixing,
+    "generative": generative,
 }
 TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
@@ -316,6 +358,7 @@ TITLES = {
     "robustness": "Robustness: the standard CNN and its defences",
     "evidence": "Inside the network: Grad-CAM shift (MOD, VID) under FGSM, promotion/suppression",
     "fixing": "Fixing the data and the model with the explanations",
+    "generative": "Counterfactuals and Defense-GAN with a generative model",
 }
 START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
 

@@ -68,14 +68,16 @@ class Course:
 
     def gan(
         self, kind: str = "conditional", *, num_epochs: int, judge: nn.Module | None = None,
-        **settings: Any,
+        progress: bool = True, **settings: Any,
     ) -> generators.GAN:  # fmt: skip
         """A GAN of ``kind`` ("conditional" or "counterfactual", notebook 11) trained for
         ``num_epochs`` with ``settings`` (of ``generative.train``) and ``judge``: loaded if it
-        matches (the judge's weights included), else trained now and saved."""
+        matches (the judge's weights included), else trained now (with a progress bar unless
+        ``progress`` is False) and saved."""
         gan, metadata = generative.load_or_train(
             self.dataset, self.recipe_path(f"gan_{kind}", settings, num_epochs), kind=kind,
-            seed=self.seed, device=self.device, num_epochs=num_epochs, judge=judge, **settings,
+            seed=self.seed, device=self.device, num_epochs=num_epochs, judge=judge,
+            progress=progress, **settings,
         )  # fmt: skip
         print(f"The {kind} GAN took {metadata['seconds']:.0f} s to train.")
         self.metadata[f"gan_{kind}"] = metadata

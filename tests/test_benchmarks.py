@@ -279,3 +279,30 @@ def test_fixing_benchmark_writes_every_field(tmp_path):
 
     text = renderer.fixing(report)
     assert "over 2 seeds" in text and "| remove the top k by explanation |" in text
+
+
+def test_generative_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "generative.json"
+    run(
+        "generative.py",
+        *("--num-epochs", "1", "--gan-epochs", "1", "--counterfactual-epochs", "1"),
+        *("--max-images", "6", "--num-attacked", "20", "--pgd-steps", "2"),
+        *("--num-defended", "6", "--projection-steps", "2", "--bpda-steps", "1"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    assert set(report["training_seconds"]) == {"conditional", "counterfactual"}
+    counterfactuals = report["counterfactuals"]
+    assert counterfactuals["num_mistakes"] == 6 and 0 <= counterfactuals["success_rate"] <= 1
+    assert {"median_l2", "median_top50_overlap", "mean_queries"} <= counterfactuals.keys()
+    assert {(r["model"], r["eps"]) for r in report["pgd"]} == {
+        (m, e) for m in ("course CNN", "combined classifier") for e in (0.0, 0.1, 0.2, 0.3)
+    }
+    assert 0 <= report["uncertainty"]["fakeness_auroc"] <= 1
+    attacks = {(r["attack"], r["eps"]) for r in report["defense_gan"]}
+    assert attacks == {("clean", 0.0)} | {
+        (a, e) for a in ("fgsm", "pgd", "bpda") for e in (0.1, 0.3)
+    }
+    assert set(report["targets"]["bpda_below_plain_attacks"]) == {"0.1", "0.3"}
+    text = benchmark_report().generative(report)
+    assert "| combined classifier |" in text and "| bpda ε=0.3 |" in text
