@@ -371,28 +371,40 @@ def course_timings() -> str:
     rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
     rows = [[name, f"{seconds} s"] for name, seconds, _ in rows]
     return (
-        "### Run times of the notebooks\n\n`./run course` on the machine of the benchmarks "
-        "below (each notebook executed and written as HTML; from `build/timings.txt`)\n\n"
-        + table(rows, ["notebook", "seconds"])
+        "### Run times of the notebooks\n\n`./run course` on the maintainers' machine (each "
+        "notebook executed and written as HTML, checkpoints rebuilt; from `build/timings.txt`)"
+        "\n\n" + table(rows, ["notebook", "seconds"])
     )
 
 
-def render_all() -> str:
-    """Every benchmark's tables, each under the command, device and threads it ran with."""
+def render_all(kept: dict[str, str] | None = None) -> str:
+    """Every benchmark's tables, each under the command, device and threads it ran with. A
+    benchmark with no JSON here keeps its section of ``kept`` (title -> text, the README's
+    last tables) if it has one: a partial run refreshes only what it ran."""
+    kept = kept or {}
     parts = [course_timings()]
     for name, render in RENDERERS.items():
-        path = BENCH / f"{name}.json"
+        path, heading = BENCH / f"{name}.json", f"### {TITLES[name]}"
         if not path.is_file():
-            parts.append(f"### {TITLES[name]}\n\nNo `{path.relative_to(ROOT)}` yet: run "
-                         f"`benchmarks/{name}.py`.")  # fmt: skip
+            parts.append(kept.get(heading) or f"{heading}\n\nNo `{path.relative_to(ROOT)}` yet: "
+                         f"run `benchmarks/{name}.py`.")  # fmt: skip
             continue
         report = json.loads(path.read_text())
         parts.append(
-            f"### {TITLES[name]}\n\n`{report.get('command', '?')}` on "
+            f"{heading}\n\n`{report.get('command', '?')}` on "
             f"{report.get('device', '?')}, {threads(report.get('num_threads'))}, torch "
             f"{report.get('torch', '?')}\n\n{render(report)}"
         )
     return "\n\n".join(parts)
+
+
+def sections(block: str) -> dict[str, str]:
+    """The README block's sections by their heading line ("### ..."), each with its text."""
+    found = {}
+    for part in ("\n" + block).split("\n### ")[1:]:
+        text = "### " + part.strip()
+        found[text.splitlines()[0]] = text
+    return found
 
 
 def main() -> None:
@@ -401,15 +413,15 @@ def main() -> None:
         "--readme", action="store_true",
         help=f"write the tables into README.md between {START!r} and {END!r}",
     )  # fmt: skip
-    tables = render_all()
     if not parser.parse_args().readme:
-        print(tables)
+        print(render_all())
         return
     readme = ROOT / "README.md"
     text = readme.read_text()
     if START not in text or END not in text:
         raise SystemExit(f"README.md has no {START!r} ... {END!r} block to fill")
     head, rest = text.split(START, 1)
+    tables = render_all(kept=sections(rest.split(END, 1)[0]))
     readme.write_text(f"{head}{START}\n\n{tables}\n\n{END}{rest.split(END, 1)[1]}")
     print(f"wrote the tables of {len(RENDERERS)} benchmarks into {readme}")
 

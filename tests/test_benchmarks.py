@@ -220,7 +220,9 @@ def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
                                                    "p95_seconds": 0.02}}}  # fmt: skip
     (tmp_path / "build" / "bench" / "explorer.json").write_text(json.dumps(explorer))
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.START}\nold tables\n{report.END}\nafter\n")
+    robustness = f"### {report.TITLES['robustness']}\n\nlast run's table"  # no JSON: kept
+    old = f"old tables\n\n### {report.TITLES['explorer']}\n\nstale\n\n{robustness}"
+    readme.write_text(f"intro\n{report.START}\n{old}\n{report.END}\nafter\n")
     monkeypatch.setattr(report, "ROOT", tmp_path)
     monkeypatch.setattr(report, "BENCH", tmp_path / "build" / "bench")
     monkeypatch.setattr(sys, "argv", ["report.py", "--readme"])
@@ -228,6 +230,7 @@ def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
     text = readme.read_text()
     assert text.startswith(f"intro\n{report.START}\n") and text.endswith(f"{report.END}\nafter\n")
     assert "old tables" not in text and "| m | 3 | 0.010 | 0.020 |" in text
+    assert "stale" not in text and f"{robustness}\n\n### " in text
     assert "No `build/bench/whitebox.json` yet" in text
     readme.write_text("no block\n")
     with pytest.raises(SystemExit, match="no"):
