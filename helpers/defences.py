@@ -104,7 +104,7 @@ class Purifier(nn.Module):
     projection is an inner optimization, not a layer."""
 
     def __init__(self, gan: generators.GAN, *, num_steps: int = 50, num_restarts: int = 1,
-                 lr: float = 0.1, seed: int = 0) -> None:  # fmt: skip
+                 lr: float = 0.4, seed: int = 0) -> None:  # fmt: skip
         super().__init__()
         validation.check_count(num_steps, "num_steps")
         validation.check_count(num_restarts, "num_restarts")

@@ -247,7 +247,7 @@ class Projection:
 
 
 def project(gan: generators.GAN, x: Tensor, *, num_steps: int = 50, num_restarts: int = 1,
-            lr: float = 0.1, generator: torch.Generator | None = None,
+            lr: float = 0.4, generator: torch.Generator | None = None,
             batch_size: int = 100) -> Projection:  # fmt: skip
     """Defense-GAN's projection: min over z and class of ||G(z, class) − x||², by ``num_steps``
     Adam steps from ``num_restarts`` random starts for each of the K classes (K × restarts
