@@ -342,6 +342,22 @@ def generative(report: dict) -> str:
     )
 
 
+def surrogates(report: dict) -> str:
+    """Per surrogate architecture: agreement, gradient cosine, boundary search by budget."""
+    budgets = report["budgets"]
+    rows = [[r["architecture"], percent(r["agreement"]), number(r["gradient_cosine"]),
+             *(f"{number(p['median_l2_ratio_to_whitebox'])}× ({percent(p['success_rate'])})"
+               for p in r["budget_curve"])]
+            for r in report["architectures"]]  # fmt: skip
+    header = ["surrogate", "agreement", "gradient cosine", *(f"{b} queries" for b in budgets)]
+    return (
+        "Surrogates of each architecture, trained on the same 1,000 answers of the black box; "
+        "the label-only boundary search at each budget (median L2 ÷ the developer's "
+        "explanation, success). Gradient cosine: with the provider's gradient on the boundary, "
+        "a diagnostic no user has.\n\n" + table(rows, header)
+    )
+
+
 RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
@@ -350,6 +366,7 @@ RENDERERS = {
     "evidence": evidence,
     "fixing": fixing,
     "generative": generative,
+    "surrogates": surrogates,
 }
 TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
@@ -359,6 +376,7 @@ TITLES = {
     "evidence": "Inside the network: Grad-CAM shift (MOD, VID) under FGSM, promotion/suppression",
     "fixing": "Fixing the data and the model with the explanations",
     "generative": "Counterfactuals and Defense-GAN with a generative model",
+    "surrogates": "Black box: the surrogate's architecture",
 }
 START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
 

@@ -309,3 +309,20 @@ def test_generative_benchmark_writes_every_field(tmp_path):
     assert set(report["targets"]["bpda_below_plain_attacks"]) == {"0.1", "0.3"}
     text = benchmark_report().generative(report)
     assert "| combined classifier |" in text and "| bpda ε=0.3 |" in text
+
+
+def test_surrogates_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "surrogates.json"
+    run(
+        "surrogates.py",
+        *("--num-epochs", "1", "--surrogate-epochs", "1", "--max-images", "4"),
+        *("--architectures", "SurrogateCNN", "MLP", "--budgets", "10", "30"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    assert [r["architecture"] for r in report["architectures"]] == ["SurrogateCNN", "MLP"]
+    for record in report["architectures"]:
+        assert -1 <= record["gradient_cosine"] <= 1 and 0 <= record["agreement"] <= 1
+        assert [p["budget"] for p in record["budget_curve"]] == [10, 30]
+        assert all(p["mean_queries"] <= p["budget"] for p in record["budget_curve"])
+    assert "| MLP |" in benchmark_report().surrogates(report)
