@@ -149,4 +149,5 @@ def test_without_probes_a_track_at_n_is_the_search_with_budget_n(seed):
                                  num_shrink_queries=n, num_directions=0)  # fmt: skip
         replayed = track.at(n)
         assert torch.equal(replayed.x_adv, alone.x_adv), n
-        assert torch.equal(replayed.logits_adv, alone.logits_adv), n
+        # the same images, answered in batches of other sizes: equal up to the last bit or two
+        assert torch.allclose(replayed.logits_adv, alone.logits_adv, rtol=0, atol=1e-12), n
