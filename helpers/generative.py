@@ -67,6 +67,8 @@ def train(
             asks for; the others are drawn uniformly.
     Returns: the `GanHistory`; the GAN is left in eval mode.
     """
+    validation.check_images(split.x, "split.x")
+    validation.check_labels(split.y, len(split), gan.num_classes, name="split.y")
     validation.check_count(num_epochs, "num_epochs")
     validation.check_non_negative(size_weight, "size_weight")
     validation.check_non_negative(judge_weight, "judge_weight")
@@ -92,9 +94,7 @@ def train(
             loss = loss + judge_weight * F.cross_entropy(judge(fake), target)
         return fake, target, loss
 
-    with contextlib.ExitStack() as stack:
-        if judge is not None:
-            stack.enter_context(_frozen(judge))
+    with _frozen(judge) if judge is not None else contextlib.nullcontext():
         return _train_pair(gan, split, fakes, num_epochs=num_epochs, batch_size=batch_size,
                            lr=lr, generator=generator, progress=progress)  # fmt: skip
 

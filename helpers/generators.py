@@ -150,6 +150,7 @@ class GAN(nn.Module):
         validation.check_choice(kind, "kind", KINDS)
         validation.check_count(latent_size, "latent_size")
         validation.check_count(width, "width")
+        validation.check_count(discriminator_width, "discriminator_width")
         image_shape = tuple(image_shape)
         if image_shape[1] % 4 or image_shape[2] % 4:
             raise ValueError(f"image_shape={image_shape}: H and W must be divisible by 4")

@@ -56,6 +56,7 @@ def test_a_gan_round_trips_through_a_checkpoint(tmp_path):
         (lambda: generators.GAN(SHAPE, 4, latent_size=0), "latent_size must be >= 1"),
         (lambda: generators.GAN(SHAPE, 4, kind="cyclic"), "kind"),
         (lambda: generators.GAN((1, 6, 6), 4), "divisible by 4"),
+        (lambda: generators.GAN(SHAPE, 4, discriminator_width=0), "discriminator_width"),
         (lambda: tiny_gan("conditional").sample(torch.tensor([4])), "y"),
         (lambda: tiny_gan("counterfactual").sample(torch.tensor([0])), "conditional GAN"),
     ],
@@ -235,3 +236,11 @@ def test_an_image_is_projected_alike_whatever_its_batch():
     assert torch.allclose(together.x[3:4], alone.x, atol=1e-5) and together.y[3] == alone.y[0]
     purifier = defences.Purifier(gan, num_steps=4)
     assert torch.allclose(purifier(x)[1:3], purifier(x[1:3]), atol=1e-5)  # PGD asks subsets
+
+
+def test_training_data_outside_the_pixel_range_or_the_classes_is_refused():
+    gan, x = tiny_gan("conditional"), torch.rand(4, *SHAPE)
+    with pytest.raises(ValueError, match=r"split.x must hold pixels in \[0, 1\]"):
+        generative.train(gan, data.Split(x * 255, torch.zeros(4, dtype=torch.long)), num_epochs=1)
+    with pytest.raises(ValueError, match="split.y"):
+        generative.train(gan, data.Split(x, torch.full((4,), 4)), num_epochs=1)
