@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from helpers import blackbox, boundary, data, metrics, surrogate
+from helpers import blackbox, boundary, data, metrics, surrogate, training
 
 BUDGETS = (10, 25, 50, 100, 250, 500)  # black-box queries per image
 POOL_SIZES = (15, 30, 75, 150, 300, 1000)  # 15: 0.5% of the provider's 3,000 training images
@@ -128,7 +128,7 @@ def label_curve(model, dataset, mistakes, check, pool_sizes, args) -> list[dict]
             rounds = JACOBIAN_ROUNDS if jacobian else 0
             black_box = blackbox.BlackBox(model, max_queries=pool_size * 2**rounds)
             # as many optimizer steps as the 1,000-image surrogate's, however small the set
-            num_epochs = surrogate.matched_epochs(
+            num_epochs = training.matched_epochs(
                 pool_size * 2**rounds, MAIN_POOL, args.surrogate_epochs
             )
             generator = torch.Generator().manual_seed(args.seed)

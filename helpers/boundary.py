@@ -29,7 +29,7 @@ from helpers.records import Explanation, Predictions
 TOLERANCE = 0.005  # a binary search stops within this fraction of the distance to x
 SPREAD = 0.05  # random perturbations this fraction of the distance to x long
 STEP = 1.0  # the first step along the normal, a fraction of the distance to x
-COARSE = 2  # random directions vary over blocks of this many pixels (geometry)
+RADIUS = 2  # random directions vary most within this many pixels of the strokes (geometry)
 NUM_TRIES = 4  # halvings of a step before the point stays put this round
 
 
@@ -203,7 +203,7 @@ def _normal(labels: Labels, surrogate: Model, points: Points, rows: Tensor,
     orthogonal = geometry.unit(
         memory - (memory * prior).flatten(1).sum(1)[:, None, None, None] * prior
     )
-    dimension = point[0].numel() / COARSE**2
+    dimension = point[0].numel()  # all pixels: the normal moves as the point does, so trust less
     trust = (2 * points.probes[rows] / (math.pi * dimension)).sqrt().clamp(max=1)
     weight = trust * (1 - cosine**2).clamp(min=0).sqrt()
     return geometry.unit(
@@ -215,8 +215,8 @@ def _probe(labels: Labels, points: Points, rows: Tensor, prior: Tensor, num_dire
            generator: torch.Generator) -> None:  # fmt: skip
     """Ask about ``num_directions`` random points around each ``x_adv[rows]`` and add what
     their labels say about the normal to the points' memory."""
-    noise = geometry.low_frequency_directions(len(rows) * num_directions, prior, COARSE, generator)
-    noise = noise.unflatten(0, (len(rows), num_directions))  # (m, B, C, H, W) unit
+    weights = geometry.content_weights(points.x[rows], RADIUS)
+    noise = geometry.weighted_directions(weights, num_directions, generator)  # (m, B, C, H, W)
     spread = SPREAD * points.distance(rows)[:, None, None, None, None]
     inward = (
         geometry.unit(points.x[rows] - points.x_adv[rows]) * points.gap[rows, None, None, None] / 2

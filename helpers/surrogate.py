@@ -1,5 +1,7 @@
 """The end user's surrogate: a different CNN trained on the user's own images, labelled by the
-black box, optionally grown with Jacobian-based dataset augmentation (Papernot et al. 2017).
+black box, optionally grown with Jacobian-based dataset augmentation (Papernot et al. 2017); or
+the architecture, among candidates, that best predicts a held-out share of those answers, as an
+ensemble of several members (no extra label query: the same answers decide).
 
 Every image the black box labels is a *label query*; ``Surrogate.label_queries`` reports them,
 apart from the queries that explanations spend later.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from helpers import engine, evaluation, models, objectives, runtime, training, validation
+from helpers import engine, evaluation, models, objectives, runtime, training, validation, zoo
 from helpers.blackbox import BlackBox
 from helpers.data import Dataset, Split
 
@@ -36,7 +39,9 @@ class Surrogate:
     """A trained surrogate and what it cost.
 
     ``x`` (M, C, H, W): the images it was trained on (pool images, then synthetic ones);
-    ``targets``: the black box's answers for them, labels (M,) or probabilities (M, K).
+    ``targets``: the black box's answers for them, labels (M,) or probabilities (M, K);
+    ``candidates``: each candidate architecture's agreement on the held-out share of the pool
+    images (empty when one architecture was given).
     """
 
     model: nn.Module
@@ -45,6 +50,7 @@ class Surrogate:
     label_queries: int
     rounds: list[Round]
     settings: dict[str, object] = field(default_factory=dict)
+    candidates: dict[str, float] = field(default_factory=dict)
 
     @property
     def agreement(self) -> float | None:
@@ -58,15 +64,24 @@ def new_surrogate(
     x_pool: Tensor,
     *,
     seed: int,
+    architecture: str = "SurrogateCNN",
+    num_members: int = 1,
     **config: Any,
-) -> models.SurrogateCNN:
-    """A fresh `SurrogateCNN` normalized with the statistics of the user's images ``x_pool``;
-    its weights come from ``seed``, and the global random state is left alone."""
+) -> models.Classifier:
+    """A fresh model of ``architecture`` (a name in `models.ARCHITECTURES`; an `Ensemble` of
+    ``num_members`` of them if more than one) normalized with the statistics of the user's
+    images ``x_pool``; its weights come from ``seed``, and the global random state is left
+    alone."""
+    validation.check_choice(architecture, "architecture", sorted(models.ARCHITECTURES))
+    validation.check_count(num_members, "num_members")
     mean = tuple(x_pool.mean(dim=(0, 2, 3)).tolist())
     std = tuple(x_pool.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
+    if num_members > 1:
+        config = dict(architecture=architecture, num_members=num_members, **config)
+        architecture = "Ensemble"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return models.SurrogateCNN(image_shape, num_classes, mean, std, **config)
+        return models.ARCHITECTURES[architecture](image_shape, num_classes, mean, std, **config)
 
 
 def jacobian_augment(model: nn.Module, x: Tensor, y: Tensor, step_size: float) -> Tensor:
@@ -91,19 +106,6 @@ def _check_step_size(step_size: object) -> None:
         raise ValueError(f"step_size must be nonzero and finite, got {step_size}.")
 
 
-def matched_epochs(num_images: int, reference_images: int, reference_epochs: int,
-                   batch_size: int = 64) -> int:  # fmt: skip
-    """Epochs that give a set of ``num_images`` at least as many optimizer steps (batches of
-    ``batch_size``) as ``reference_epochs`` over ``reference_images``: a small pool is then seen
-    many more times, and trained as long as a large one."""
-    counts = {"num_images": num_images, "reference_images": reference_images,
-              "reference_epochs": reference_epochs, "batch_size": batch_size}  # fmt: skip
-    for name, value in counts.items():
-        validation.check_count(value, name)
-    batches = lambda n: -(-n // batch_size)
-    return -(-reference_epochs * batches(reference_images) // batches(num_images))
-
-
 def train_surrogate(
     black_box: BlackBox,
     x_pool: Tensor,
@@ -115,6 +117,8 @@ def train_surrogate(
     probabilities: bool = False,
     num_epochs: int = 40,
     batch_size: int = 64,
+    architecture: str | Sequence[str] = "SurrogateCNN",
+    num_members: int = 1,
     generator: torch.Generator | None = None,
     check: Split | None = None,
     progress: bool = False,
@@ -129,6 +133,10 @@ def train_surrogate(
             ``jacobian_augment`` and labels the new images, so the total is num_seed·2^rounds.
         probabilities: train on the black box's probabilities instead of its labels.
         num_epochs: passes over the set in each round; every round retrains from the same start.
+        architecture: a name in `models.ARCHITECTURES`, or several: each is trained on 80% of
+            the labelled pool images and the one that agrees best with the black box on the
+            other 20% is kept (``Surrogate.candidates``), then trained on them all.
+        num_members: more than 1 trains an `Ensemble` of that many, each on its own.
         check: images with the black box's labels, to record the agreement after each round.
     Returns: a `Surrogate` (its model in eval mode on ``x_pool``'s device), with its cost and
         one `Round` per round.
@@ -138,6 +146,10 @@ def train_surrogate(
     validation.check_count(num_seed, "num_seed")
     validation.check_count(num_rounds, "num_rounds", minimum=0)
     validation.check_count(num_epochs, "num_epochs")
+    validation.check_count(num_members, "num_members")
+    names = [architecture] if isinstance(architecture, str) else list(architecture) or [""]
+    for name in names:
+        validation.check_choice(name, "architecture", sorted(models.ARCHITECTURES))
     _check_step_size(step_size)
     if num_seed > len(x_pool):
         raise ValueError(f"num_seed={num_seed} exceeds the {len(x_pool)} images of x_pool.")
@@ -155,9 +167,12 @@ def train_surrogate(
     start = black_box.queries
     targets = ask(x)
     rounds: list[Round] = []
+    candidates = _held_out(names, x, targets, x_pool, num_classes, seed, num_epochs, batch_size)
+    chosen = max(candidates, key=candidates.get) if candidates else names[0]
+    build = dict(seed=seed, architecture=chosen, num_members=num_members)
 
     def train_round() -> nn.Module:  # every round retrains from the same start
-        model = new_surrogate(tuple(x.shape[1:]), num_classes, x_pool, seed=seed)
+        model = new_surrogate(tuple(x.shape[1:]), num_classes, x_pool, **build)
         model.to(x_pool.device, x_pool.dtype)  # the user's images decide the precision
         fit(model, x, targets, num_epochs=num_epochs, batch_size=batch_size, seed=seed)
         agreement = evaluation.evaluate(model, check).accuracy if check is not None else None
@@ -174,7 +189,31 @@ def train_surrogate(
         model = train_round()
     settings = dict(num_seed=num_seed, num_rounds=num_rounds, step_size=step_size)
     settings.update(probabilities=probabilities, num_epochs=num_epochs, batch_size=batch_size)
-    return Surrogate(model, x, targets, black_box.queries - start, rounds, settings)
+    settings.update(architecture=architecture if isinstance(architecture, str) else names,
+                    num_members=num_members, chosen=chosen)  # fmt: skip
+    return Surrogate(model, x, targets, black_box.queries - start, rounds, settings, candidates)
+
+
+def _held_out(names: list[str], x: Tensor, targets: Tensor, x_pool: Tensor, num_classes: int,
+              seed: int, num_epochs: int, batch_size: int) -> dict[str, float]:  # fmt: skip
+    """Each architecture's agreement with ``targets`` on a held-out fifth of ``x``, trained on
+    the rest ({} for one name: nothing to choose)."""
+    if len(names) == 1:
+        return {}
+    if len(x) < 5:
+        raise ValueError(f"choosing among {names} holds out a fifth of the {len(x)} labelled "
+                         "images: label at least 5 (num_seed).")  # fmt: skip
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    held, kept = order[: len(x) // 5], order[len(x) // 5 :]
+    answers = targets[held].argmax(1) if targets.dim() == 2 else targets[held]
+    agreement = {}
+    for name in names:
+        model = new_surrogate(tuple(x.shape[1:]), num_classes, x_pool, seed=seed, architecture=name)
+        model.to(x_pool.device, x_pool.dtype)
+        fit(model, x[kept], targets[kept], num_epochs=num_epochs, batch_size=batch_size, seed=seed)
+        agree = evaluation.predict_logits(model, x[held]).argmax(1) == answers
+        agreement[name] = agree.float().mean().item()
+    return agreement
 
 
 def fit(
@@ -188,7 +227,14 @@ def fit(
     seed: int = 0,
 ) -> None:
     """Train ``model`` in place on images ``x`` (M, C, H, W) and the black box's labels (M,)
-    or probabilities (M, K), with ``training.train``; the batch order comes from ``seed``."""
+    or probabilities (M, K), with ``training.train``; the batch order comes from ``seed`` (an
+    `Ensemble`'s members are trained one by one, member i with ``seed + i``)."""
+    if isinstance(model, zoo.Ensemble):
+        for i, member in enumerate(model.members):
+            fit(member, x, targets, num_epochs=num_epochs, batch_size=batch_size, lr=lr,
+                seed=seed + i)  # fmt: skip
+        model.eval()
+        return
     generator = torch.Generator().manual_seed(seed)
     training.train(
         model, Split(x, targets), num_epochs=num_epochs, batch_size=batch_size, lr=lr,
@@ -209,6 +255,7 @@ def _metadata(result: Surrogate, dataset: Dataset, seed: int) -> dict[str, Any]:
 def _expected(dataset: Dataset, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
     """What a saved surrogate must match: the user's pool (down to a hash), seed, settings."""
     pool = {"pool_size": len(dataset.pool), "pool_fingerprint": dataset.pool.fingerprint()}
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     return {"dataset": dataset.name, **pool, "seed": seed, **settings}
 
 
@@ -245,7 +292,6 @@ __all__ = [
     "fit",
     "jacobian_augment",
     "load_or_train",
-    "matched_epochs",
     "new_surrogate",
     "save_surrogate",
     "train_surrogate",

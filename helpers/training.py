@@ -180,6 +180,19 @@ def _architecture(name: str) -> type[nn.Module]:
     return models.ARCHITECTURES[name]
 
 
+def matched_epochs(num_images: int, reference_images: int, reference_epochs: int,
+                   batch_size: int = 64) -> int:  # fmt: skip
+    """Epochs that give a set of ``num_images`` at least as many optimizer steps (batches of
+    ``batch_size``) as ``reference_epochs`` over ``reference_images``: a small pool is then seen
+    many more times, and trained as long as a large one."""
+    counts = {"num_images": num_images, "reference_images": reference_images,
+              "reference_epochs": reference_epochs, "batch_size": batch_size}  # fmt: skip
+    for name, value in counts.items():
+        validation.check_count(value, name)
+    batches = lambda n: -(-n // batch_size)
+    return -(-reference_epochs * batches(reference_images) // batches(num_images))
+
+
 def checkpoint_metadata(
     dataset: Dataset,
     *,

@@ -160,3 +160,27 @@ def test_curvature_of_a_parabola_gives_the_step_that_reaches_its_root():
     assert (
         geometry.step_curvature(-torch.ones(1), torch.zeros(1), torch.ones(1), torch.ones(1)) == 0
     )
+
+
+def test_content_weights_by_hand():
+    x = torch.full((2, 1, 7, 7), 0.2)  # image 0: one bright pixel on a flat background
+    x[0, 0, 3, 3] = 1.0
+    weights = geometry.content_weights(x, radius=1, floor=0.05)
+    expected = torch.full((7, 7), 0.05)
+    expected[2:5, 2:5] = 1.05  # the pixel spread one pixel each way, scaled to 1
+    torch.testing.assert_close(weights[0, 0], expected)
+    torch.testing.assert_close(weights[1], torch.full((1, 7, 7), 0.05))  # flat: the floor only
+    colour = geometry.content_weights(torch.rand(3, 3, 8, 8), radius=2)
+    assert colour.shape == (3, 3, 8, 8) and torch.equal(colour[:, 0], colour[:, 2])
+
+
+def test_weighted_directions_are_unit_follow_their_weights_and_leave_the_global_rng_alone():
+    weights = torch.ones(2, 1, 4, 4)
+    weights[:, :, :, :2] = 0.0  # no variation on the left half
+    state = torch.random.get_rng_state()
+    first = geometry.weighted_directions(weights, 5, torch.Generator().manual_seed(0))
+    again = geometry.weighted_directions(weights, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.random.get_rng_state(), state) and torch.equal(first, again)
+    assert first.shape == (2, 5, 1, 4, 4)
+    torch.testing.assert_close(first.flatten(2).norm(dim=2), torch.ones(2, 5))
+    assert (first[..., :2] == 0).all() and (first[..., 2:] != 0).all()

@@ -5,7 +5,7 @@ import torch
 from tiny import SHAPE, make_cnn
 from torch import nn
 
-from helpers import blackbox, data, evaluation, models, surrogate
+from helpers import blackbox, data, evaluation, models, surrogate, training
 from helpers.blackbox import BlackBox
 
 NUM_CLASSES = 3
@@ -122,14 +122,14 @@ def test_jacobian_augmentation_follows_the_sign_of_the_gradient_by_hand():
 )
 def test_matched_epochs_give_a_small_pool_as_many_optimizer_steps(num_images, epochs):
     # 1,000 images in batches of 64 are 16 batches: 40 epochs are 640 steps
-    assert surrogate.matched_epochs(num_images, 1000, 40) == epochs
+    assert training.matched_epochs(num_images, 1000, 40) == epochs
     batches = -(-num_images // 64)
     assert batches * epochs >= 640 > batches * (epochs - 1)
 
 
 def test_matched_epochs_reject_an_empty_pool():
     with pytest.raises(ValueError, match="num_images"):
-        surrogate.matched_epochs(0, 1000, 40)
+        training.matched_epochs(0, 1000, 40)
 
 
 def test_the_label_budget_is_checked_before_any_query():
@@ -176,3 +176,99 @@ def test_a_saved_surrogate_is_loaded_without_spending_label_queries(tmp_path, ca
     logits = evaluation.predict_logits
     assert torch.equal(logits(trained, dataset.test.x), logits(loaded, dataset.test.x))
     assert again == metadata and type(loaded) is models.SurrogateCNN
+
+
+class Majority(models.Classifier):
+    """A candidate that can only learn the most common answer."""
+
+    def __init__(self, *shape, **named) -> None:
+        super().__init__(*shape, **named)
+        self.bias = nn.Parameter(torch.zeros(self.num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(len(x), -1)
+
+
+class Balanced(nn.Module):
+    """A random linear provider of pixels about their mean: its classes are about equally common."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(3)
+        self.weight = torch.randn(SHAPE[0] * SHAPE[1] * SHAPE[2], NUM_CLASSES, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(1) - 0.5) @ self.weight
+
+
+def test_the_candidate_that_agrees_best_on_held_out_answers_is_chosen(monkeypatch):
+    monkeypatch.setitem(models.ARCHITECTURES, "Majority", Majority)
+    black_box = BlackBox(Balanced())
+    result = train(black_box, make_pool(100), architecture=("Majority", "SurrogateCNN"),
+                   num_epochs=20)  # fmt: skip
+    assert black_box.queries == result.label_queries == 100  # choosing cost no label query
+    assert set(result.candidates) == {"Majority", "SurrogateCNN"}
+    held = torch.randperm(100, generator=torch.Generator().manual_seed(result_seed(0)))[:20]
+    shares = torch.bincount(result.targets[held], minlength=NUM_CLASSES) / 20
+    assert result.candidates["Majority"] <= shares.max().item() + 1e-6
+    assert result.candidates["SurrogateCNN"] > result.candidates["Majority"]
+    assert result.settings["chosen"] == "SurrogateCNN" and type(result.model) is models.SurrogateCNN
+
+
+def result_seed(generator_seed: int) -> int:
+    """The seed ``train_surrogate`` draws first from ``torch.Generator().manual_seed(...)``."""
+    return int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(generator_seed)))
+
+
+def test_an_ensemble_trains_each_member_on_its_own_with_the_next_seed():
+    pool, provider = make_pool(40), make_provider()
+    targets = provider(pool).argmax(1)
+    ensemble = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0, num_members=2)
+    alone = [models.SurrogateCNN(SHAPE, NUM_CLASSES, *map(tuple, (ensemble.config["mean"],
+             ensemble.config["std"]))) for _ in range(2)]  # fmt: skip
+    for member, copy in zip(ensemble.members, alone):
+        copy.load_state_dict(member.state_dict())
+    surrogate.fit(ensemble, pool, targets, num_epochs=2, seed=5)
+    for i, copy in enumerate(alone):
+        surrogate.fit(copy, pool, targets, num_epochs=2, seed=5 + i)
+        assert all(torch.equal(v, ensemble.members[i].state_dict()[k])
+                   for k, v in copy.state_dict().items())  # fmt: skip
+    assert not ensemble.training
+    assert not torch.equal(ensemble.members[0](pool), ensemble.members[1](pool))
+
+
+def test_train_surrogate_builds_an_ensemble_of_the_chosen_architecture():
+    result = train(BlackBox(make_provider()), make_pool(30), num_members=3)
+    assert type(result.model).__name__ == "Ensemble" and len(result.model.members) == 3
+    assert result.candidates == {} and result.settings["num_members"] == 3
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"architecture": "VGG"}, "architecture must be one of"),
+        ({"architecture": []}, "architecture must be one of"),
+        ({"num_members": 0}, "num_members"),
+        ({"architecture": ("MLP", "SurrogateCNN"), "num_seed": 4}, "at least 5"),
+    ],
+)
+def test_bad_architecture_settings_are_rejected(settings, message):
+    black_box = BlackBox(make_provider())
+    with pytest.raises(ValueError, match=message):
+        train(black_box, make_pool(10), **settings)
+
+
+def test_a_saved_choice_of_architecture_is_loaded_again(tmp_path, capsys):
+    dataset = data.load_dataset(sizes=(100, 30, 20))
+    provider = models.SmallCNN(width=4).eval()
+    settings = {"num_epochs": 1, "architecture": ("MLP", "SurrogateCNN"), "num_members": 2}
+    path = tmp_path / "surrogate.pt"
+    trained, metadata = surrogate.load_or_train(
+        dataset, path, seed=0, black_box=BlackBox(provider), **settings
+    )
+    second_box = BlackBox(provider)
+    loaded, _ = surrogate.load_or_train(dataset, path, seed=0, black_box=second_box, **settings)
+    assert "Loaded" in capsys.readouterr().out and second_box.queries == 0
+    assert metadata["chosen"] in {"MLP", "SurrogateCNN"} and len(loaded.members) == 2
+    logits = evaluation.predict_logits
+    assert torch.equal(logits(trained, dataset.test.x), logits(loaded, dataset.test.x))

@@ -70,3 +70,27 @@ def test_unknown_architecture_names_the_choices(tmp_path):
     small = data.load_dataset(sizes=(200, 50, 50))
     with pytest.raises(ValueError, match="architecture must be one of"):
         training.fit_and_save(small, tmp_path / "x.pt", num_epochs=1, seed=0, architecture="VGG")
+
+
+def test_an_ensemble_answers_the_mean_of_its_members_log_probabilities():
+    torch.manual_seed(0)
+    ensemble = zoo.Ensemble((1, 28, 28), 10, (0.1,), (0.3,), architecture="MLP", num_members=3)
+    x = torch.rand(4, 1, 28, 28)
+    votes = [member.eval()(x).log_softmax(1) for member in ensemble.members]
+    torch.testing.assert_close(ensemble.eval()(x), sum(votes) / 3)
+    assert all(isinstance(m, zoo.MLP) and m.config["mean"] == [0.1] for m in ensemble.members)
+    assert not torch.equal(votes[0], votes[1])  # each member has its own initial weights
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"architecture": "VGG"}, "choose one of"),
+        ({"architecture": "Ensemble"}, "choose one of"),
+        ({"num_members": 0}, "num_members"),
+        ({"num_members": True}, "num_members"),
+    ],
+)
+def test_an_ensemble_rejects_bad_members(settings, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.Ensemble((1, 28, 28), 10, **settings)
