@@ -37,6 +37,11 @@ SURROGATES = {
         "num_rounds": 3,
         "probabilities": True,
     },
+    curves.CHOSEN: {  # the same 1,000 answers decide the architecture, then train 4 of it
+        "probabilities": True,
+        "architecture": curves.CANDIDATES,
+        "num_members": curves.NUM_MEMBERS,
+    },
 }
 MAIN = "pool, probabilities"
 
@@ -78,10 +83,12 @@ def train_surrogates(model, dataset, check, device, args) -> dict:
             "agreement": result.agreement,
             "seconds": time.perf_counter() - start,
             "settings": result.settings,
+            "held_out_agreement": result.candidates,
         }
         print(
             f"surrogate '{name}': {result.label_queries} label queries, agreement "
             f"{result.agreement:.2%}, {trained[name]['seconds']:.1f} s"
+            + (f"; held out: {result.candidates}" if result.candidates else "")
         )
     return trained
 
@@ -140,9 +147,9 @@ def main() -> None:
     common.print_table(results, COLUMNS, "strategy", 46)
     print("\nbudget curve: black-box queries per image against size (×wb) and direction (cos)")
     starts = curves.starts_of_true_class(model, check_split(dataset, device), x, y)
-    budget_curve = curves.budget_curve(
-        model, trained[MAIN]["model"], mistakes, whitebox, starts, args.budgets
-    )
+    surrogates = {name: trained[name]["model"] for name in (MAIN, curves.CHOSEN)}
+    budget_curve = curves.budget_curve(model, surrogates, MAIN, mistakes, whitebox, starts,
+                                       args.budgets)  # fmt: skip
     print(f"\nlabel curve: surrogates from pools of {args.pool_sizes} images")
     label_curve = curves.label_curve(model, dataset, mistakes, check, args.pool_sizes, args)
     print(

@@ -116,6 +116,13 @@ def blackbox(report: dict) -> str:
         title = "**Budget curve** (black-box queries per image: median L2 ÷ the developer's "
         title += "explanation, DeepFool + refinement; success; median cosine with it)"
         parts.append(title + "\n\n" + budget_table(report))
+    for name, record in report.get("surrogates", {}).items():
+        if record.get("held_out_agreement"):
+            scores = ", ".join(f"{arch} {percent(v)}" for arch, v in
+                               record["held_out_agreement"].items())  # fmt: skip
+            parts.append(f"**Surrogate '{name}'**: agreement with the black box on a held-out "
+                         f"fifth of its answers, per candidate: {scores}; chosen: "
+                         f"{record['settings']['chosen']}.")  # fmt: skip
     if report.get("label_curve"):
         parts.append("**Label curve** (surrogates from small pools of unlabelled images)\n\n"
                      + label_table(report))  # fmt: skip

@@ -90,8 +90,14 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     report = json.loads(output.read_text())
     budget_fields = {"success_rate", "median_l2_ratio_to_whitebox", "median_cosine", "mean_queries"}
     assert {(r["method"], r["budget"]) for r in report["budget_curve"]} >= {
-        ("HopSkipJump, targeted (ART)", 10), ("ours: surrogate DeepFool + boundary search", 25)
+        ("HopSkipJump, targeted (ART)", 10), ("ours: boundary search, chosen architecture ×4", 25),
+        ("ours: boundary search, course's surrogate", 10),
     }  # fmt: skip
+    chosen = report["surrogates"]["pool, probabilities, architecture chosen, ensemble of 4"]
+    held_out = chosen["held_out_agreement"]
+    assert set(held_out) == {"SurrogateCNN", "SmallCNN", "MLP", "LeNetBN"}
+    assert chosen["settings"]["chosen"] == max(held_out, key=held_out.get)
+    assert chosen["label_queries"] == 1000
     for record in report["budget_curve"]:
         assert budget_fields <= record.keys() and record["mean_queries"] <= record["budget"]
     assert [(r["pool_size"], r["jacobian"]) for r in report["label_curve"]] == [
