@@ -37,7 +37,7 @@ SURROGATES = {
         "num_rounds": 3,
         "probabilities": True,
     },
-    curves.CHOSEN: {  # the same 1,000 answers decide the architecture, then train 4 of it
+    curves.CHOSEN: {  # the same 1,000 answers decide the architecture, then train 8 of it
         "probabilities": True,
         "architecture": curves.CANDIDATES,
         "num_members": curves.NUM_MEMBERS,

@@ -20,10 +20,10 @@ SCHEDULE_QUERIES = 20  # the surrogate-guided step's share of a budget, at most
 HOPSKIPJUMP = {"norm": 2, "max_iter": 10_000, "init_eval": 10, "max_eval": 1000, "init_size": 1}
 # the surrogate whose architecture the black box's answers choose (held-out agreement), as an
 # ensemble; the zoo holds the provider's own family (SmallCNN), which is why it wins here
-CHOSEN = "pool, probabilities, architecture chosen, ensemble of 4"
+CHOSEN = "pool, probabilities, architecture chosen, ensemble of 8"
 CANDIDATES = ("SurrogateCNN", "SmallCNN", "MLP", "LeNetBN")
-NUM_MEMBERS = 4
-TARGET = "ours: boundary search, chosen architecture ×4"  # the method the size targets judge
+NUM_MEMBERS = 8
+TARGET = "ours: boundary search, chosen architecture ×8"  # the method the size targets judge
 
 
 def ours(budget: int) -> dict:

@@ -3,11 +3,12 @@
 ``blackbox.explain`` finds an x_adv the black box answers y to; ``explain`` here spends the rest
 of each image's budget moving it closer to x, in the spirit of HopSkipJump (Chen, Jordan,
 Wainwright 2020): a binary search puts the point on the boundary; the boundary's normal there is
-estimated from the surrogate's gradient (the prior) and the labels of a few random perturbations
-(Cheng et al. 2019's prior-guided estimate); a step along that normal, halved until the black
-box still answers y, then a binary search from x bring the point back to the boundary, nearer
-x. Every answer goes through the ``BlackBox``, is counted per image and stays within its budget;
-the provider's gradients are never read.
+estimated from the surrogate's gradient (the prior) and the labels of random perturbations
+(Cheng et al. 2019's prior-guided estimate), most of them orthogonal to the prior and none on a
+pixel at 0 or 1 (clamped, it would push every probe the same way); a step along that normal,
+halved until the black box still answers y, then a binary search from x bring the point back to
+the boundary, nearer x. Every answer goes through the ``BlackBox``, is counted per image and
+stays within its budget; the provider's gradients are never read.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from helpers.decision import Labels, Points
 from helpers.engine import Model
 from helpers.records import Explanation, Predictions
 
-TOLERANCE = 0.005  # a binary search stops within this fraction of the distance to x
+TOLERANCE = 0.002  # a binary search stops within this fraction of the distance to x
 SPREAD = 0.05  # random perturbations this fraction of the distance to x long
 STEP = 1.0  # the first step along the normal, a fraction of the distance to x
 RADIUS = 2  # random directions vary most within this many pixels of the strokes (geometry)
 NUM_TRIES = 4  # halvings of a step before the point stays put this round
+FREE_SHARE = 0.25  # of each round's probes, the share left free to say how good the prior is;
+# the rest are orthogonal to it, so that their labels say only what the prior misses
 
 
 def explain(
@@ -40,7 +43,7 @@ def explain(
     y: Tensor | None = None,
     *,
     num_shrink_queries: int = 80,
-    num_directions: int = 20,
+    num_directions: int = 80,
     strategy: Strategy | None = None,
     generator: torch.Generator | None = None,
     index: Tensor | None = None,
@@ -55,7 +58,8 @@ def explain(
             step's, a ``change`` like the others) plus this; shrinking spends what the step
             left of it.
         num_directions: random perturbations whose labels refine the surrogate's normal at each
-            step (0: the surrogate's gradient alone).
+            step (0: the surrogate's gradient alone); a step probes only if its image has more
+            than this many queries left.
         strategy, changes: the surrogate-guided step's ``Strategy`` and changes to it.
         generator: draws the random perturbations (default: seeded with 0).
         progress: if a list, every improvement is appended to it, the surrogate-guided step's
@@ -215,8 +219,15 @@ def _probe(labels: Labels, points: Points, rows: Tensor, prior: Tensor, num_dire
            generator: torch.Generator) -> None:  # fmt: skip
     """Ask about ``num_directions`` random points around each ``x_adv[rows]`` and add what
     their labels say about the normal to the points' memory."""
-    weights = geometry.content_weights(points.x[rows], RADIUS)
+    point = points.x_adv[rows]
+    inside = (point > 1e-4) & (point < 1 - 1e-4)  # a pixel at 0 or 1 clamps one way: no probe
+    weights = geometry.content_weights(points.x[rows], RADIUS) * inside
     noise = geometry.weighted_directions(weights, num_directions, generator)  # (m, B, C, H, W)
+    free = max(1, round(FREE_SHARE * num_directions))
+    seen = geometry.unit(prior * inside)[:, None]  # the prior where probes vary
+    along = (noise[:, free:] * seen).flatten(2).sum(2)[..., None, None, None]
+    noise[:, free:] = geometry.unit((noise[:, free:] - along * seen).flatten(0, 1)
+                                    ).unflatten(0, (len(rows), -1))  # fmt: skip
     spread = SPREAD * points.distance(rows)[:, None, None, None, None]
     inward = (
         geometry.unit(points.x[rows] - points.x_adv[rows]) * points.gap[rows, None, None, None] / 2
@@ -232,9 +243,9 @@ def _probe(labels: Labels, points: Points, rows: Tensor, prior: Tensor, num_dire
     )
     points.probes[rows] += num_directions
     mixed = reached.any(1) & ~reached.all(1)
-    along = (noise * prior[:, None]).flatten(2).sum(2)  # (m, B) the prior's share of each probe
-    points.agree[rows] += ((along > 0) == reached).sum(1) * mixed
-    points.mixed[rows] += num_directions * mixed
+    along = (noise[:, :free] * prior[:, None]).flatten(2).sum(2)  # (m, free) the prior's share
+    points.agree[rows] += ((along > 0) == reached[:, :free]).sum(1) * mixed
+    points.mixed[rows] += free * mixed
 
 
 def _step(labels: Labels, points: Points, rows: Tensor, normal: Tensor,

@@ -90,10 +90,10 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     report = json.loads(output.read_text())
     budget_fields = {"success_rate", "median_l2_ratio_to_whitebox", "median_cosine", "mean_queries"}
     assert {(r["method"], r["budget"]) for r in report["budget_curve"]} >= {
-        ("HopSkipJump, targeted (ART)", 10), ("ours: boundary search, chosen architecture ×4", 25),
+        ("HopSkipJump, targeted (ART)", 10), ("ours: boundary search, chosen architecture ×8", 25),
         ("ours: boundary search, course's surrogate", 10),
     }  # fmt: skip
-    chosen = report["surrogates"]["pool, probabilities, architecture chosen, ensemble of 4"]
+    chosen = report["surrogates"]["pool, probabilities, architecture chosen, ensemble of 8"]
     held_out = chosen["held_out_agreement"]
     assert set(held_out) == {"SurrogateCNN", "SmallCNN", "MLP", "LeNetBN"}
     assert chosen["settings"]["chosen"] == max(held_out, key=held_out.get)

@@ -4,10 +4,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_blackbox import Provider, binary_case, make_surrogate
+from test_blackbox import NUM_CLASSES, Provider, binary_case, make_surrogate
 from tiny import make_batch
 
-from helpers import blackbox, boundary, registry
+from helpers import blackbox, boundary, decision, geometry, registry
 from helpers.blackbox import BlackBox
 
 BUDGETS = st.tuples(st.integers(1, 8), st.integers(0, 40), st.integers(0, 5))
@@ -151,3 +151,38 @@ def test_without_probes_a_track_at_n_is_the_search_with_budget_n(seed):
         assert torch.equal(replayed.x_adv, alone.x_adv), n
         # the same images, answered in batches of other sizes: equal up to the last bit or two
         assert torch.allclose(replayed.logits_adv, alone.logits_adv, rtol=0, atol=1e-12), n
+
+
+class Recorder(torch.nn.Module):
+    """A provider that keeps a copy of every batch it is asked about."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model, self.asked = model, []
+
+    def forward(self, x):
+        self.asked.append(x.clone())
+        return self.model(x)
+
+
+def test_probes_leave_pixels_at_0_or_1_alone_and_most_are_orthogonal_to_the_prior():
+    generator = torch.Generator().manual_seed(0)
+    x = 0.3 + 0.4 * torch.rand((2, 1, 6, 6), generator=generator)
+    x_adv = x.clone()
+    x_adv[:, :, 0], x_adv[:, :, 5] = 0.0, 1.0  # the current points: a row at 0, a row at 1
+    prior = geometry.unit(torch.randn((2, 1, 6, 6), generator=generator))
+    recorder = Recorder(Provider(0))
+    y = torch.zeros(2, dtype=torch.int64)
+    labels = decision.Labels(BlackBox(recorder), NUM_CLASSES, y, torch.zeros_like(y), 100)
+    points = decision.Points(x, x_adv, torch.zeros(2, NUM_CLASSES), torch.ones_like(y))
+    boundary._probe(labels, points, torch.arange(2), prior, 8, generator)
+
+    moved = recorder.asked[-1].unflatten(0, (2, 8)) - x_adv[:, None]  # (2, 8, 1, 6, 6)
+    assert (moved[..., 0, :] == 0).all() and (moved[..., 5, :] == 0).all()
+    assert (moved[..., 1:5, :] != 0).all()
+    along = (moved * prior[:, None]).flatten(2).sum(2)  # (2, 8)
+    free = round(boundary.FREE_SHARE * 8)
+    torch.testing.assert_close(along[:, free:], torch.zeros(2, 8 - free), atol=1e-6, rtol=0)
+    assert (along[:, :free].abs() > 1e-4).all()
+    assert torch.equal(labels.counter.queries, torch.tensor([8, 8]))
+    assert torch.equal(points.probes, torch.tensor([8.0, 8.0])) and (points.mixed <= free).all()
