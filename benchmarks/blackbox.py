@@ -150,6 +150,8 @@ def main() -> None:
     surrogates = {name: trained[name]["model"] for name in (MAIN, curves.CHOSEN)}
     budget_curve = curves.budget_curve(model, surrogates, MAIN, mistakes, whitebox, starts,
                                        args.budgets)  # fmt: skip
+    spread = curves.seed_spread(model, surrogates[curves.CHOSEN], mistakes, whitebox,
+                                max(args.budgets))  # fmt: skip
     print(f"\nlabel curve: surrogates from pools of {args.pool_sizes} images")
     label_curve = curves.label_curve(model, dataset, mistakes, check, args.pool_sizes, args)
     print(
@@ -174,6 +176,7 @@ def main() -> None:
         },
         "strategies": results,
         "budget_curve": budget_curve,
+        "probe_seed_spread": spread,
         "label_curve": label_curve,
         "label_curve_settings": {
             "jacobian_rounds": curves.JACOBIAN_ROUNDS,

@@ -64,6 +64,23 @@ def budget_curve(model, surrogates, main, mistakes, whitebox, starts, budgets) -
     return records
 
 
+def seed_spread(model, chosen_model, mistakes, whitebox, budget: int, seeds=range(5)) -> list:
+    """The target method at ``budget`` once per seed of its random probes: how far its median
+    L2 ratio moves with the probes alone (seed 0 is the curve's own run)."""
+    schedule = min(SCHEDULE_QUERIES, budget)
+    ratios = []
+    for seed in seeds:
+        result = boundary.explain(
+            blackbox.BlackBox(model), chosen_model, mistakes.x, mistakes.y, max_queries=schedule,
+            num_shrink_queries=budget - schedule, generator=torch.Generator().manual_seed(seed),
+        )  # fmt: skip
+        record = metrics.budget_record(TARGET, budget, result, whitebox)
+        ratios.append({"seed": seed, **record})
+    print(f"budget {budget}, probe seeds {list(seeds)}: ×wb "
+          + " ".join(f"{r['median_l2_ratio_to_whitebox']:.4f}" for r in ratios))  # fmt: skip
+    return ratios
+
+
 class Spent(Exception):
     """An image's budget is spent: HopSkipJump stops there."""
 

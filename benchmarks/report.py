@@ -116,6 +116,12 @@ def blackbox(report: dict) -> str:
         title = "**Budget curve** (black-box queries per image: median L2 ÷ the developer's "
         title += "explanation, DeepFool + refinement; success; median cosine with it)"
         parts.append(title + "\n\n" + budget_table(report))
+    if report.get("probe_seed_spread"):
+        spread = report["probe_seed_spread"]
+        ratios = ", ".join(number(r["median_l2_ratio_to_whitebox"], 4) for r in spread)
+        parts.append(f"**Seeds of the random probes** ({spread[0]['method']}, "
+                     f"{spread[0]['budget']} queries, seeds {spread[0]['seed']} to "
+                     f"{spread[-1]['seed']}): median L2 ÷ white box {ratios}.")  # fmt: skip
     for name, record in report.get("surrogates", {}).items():
         if record.get("held_out_agreement"):
             scores = ", ".join(f"{arch} {percent(v)}" for arch, v in

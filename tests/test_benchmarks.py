@@ -98,6 +98,11 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     assert set(held_out) == {"SurrogateCNN", "SmallCNN", "MLP", "LeNetBN"}
     assert chosen["settings"]["chosen"] == max(held_out, key=held_out.get)
     assert chosen["label_queries"] == 1000
+    spread = report["probe_seed_spread"]
+    assert [r["seed"] for r in spread] == [0, 1, 2, 3, 4] and {r["budget"] for r in spread} == {25}
+    first = next(r for r in report["budget_curve"]
+                 if r["method"] == spread[0]["method"] and r["budget"] == 25)  # fmt: skip
+    assert spread[0]["median_l2_ratio_to_whitebox"] == first["median_l2_ratio_to_whitebox"]
     for record in report["budget_curve"]:
         assert budget_fields <= record.keys() and record["mean_queries"] <= record["budget"]
     assert [(r["pool_size"], r["jacobian"]) for r in report["label_curve"]] == [
