@@ -364,10 +364,12 @@ def surrogates(report: dict) -> str:
             for r in report["architectures"]]  # fmt: skip
     header = ["surrogate", "agreement", "gradient cosine", *(f"{b} queries" for b in budgets)]
     return (
-        "Surrogates of each architecture, trained on the same 1,000 answers of the black box; "
-        "the label-only boundary search at each budget (median L2 ÷ the developer's "
-        "explanation, success). Gradient cosine: with the provider's gradient on the boundary, "
-        "a diagnostic no user has.\n\n" + table(rows, header)
+        "Surrogates of each architecture, trained on the same 1,000 answers of the black box "
+        "from a seed other than the provider's (Ensemble: 4 SmallCNNs); the label-only "
+        "boundary search at each budget (median L2 ÷ the developer's explanation, success). "
+        "Gradient cosine: with the provider's gradient on the boundary, a diagnostic no user "
+        "has. SmallCNN is the provider's own family: a user who does not know it finds it by "
+        "held-out agreement (the black-box section).\n\n" + table(rows, header)
     )
 
 
