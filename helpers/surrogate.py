@@ -153,6 +153,9 @@ def train_surrogate(
     _check_step_size(step_size)
     if num_seed > len(x_pool):
         raise ValueError(f"num_seed={num_seed} exceeds the {len(x_pool)} images of x_pool.")
+    if len(names) > 1 and num_seed < 5:
+        raise ValueError(f"choosing among {names} holds out a fifth of the {num_seed} labelled "
+                         "images: label at least 5 (num_seed).")  # fmt: skip
     planned, left = num_seed * 2**num_rounds, black_box.queries_left
     if left is not None and planned > left:
         raise ValueError(
@@ -200,9 +203,6 @@ def _held_out(names: list[str], x: Tensor, targets: Tensor, x_pool: Tensor, num_
     the rest ({} for one name: nothing to choose)."""
     if len(names) == 1:
         return {}
-    if len(x) < 5:
-        raise ValueError(f"choosing among {names} holds out a fifth of the {len(x)} labelled "
-                         "images: label at least 5 (num_seed).")  # fmt: skip
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     held, kept = order[: len(x) // 5], order[len(x) // 5 :]
     answers = targets[held].argmax(1) if targets.dim() == 2 else targets[held]

@@ -252,10 +252,11 @@ def test_train_surrogate_builds_an_ensemble_of_the_chosen_architecture():
         ({"architecture": ("MLP", "SurrogateCNN"), "num_seed": 4}, "at least 5"),
     ],
 )
-def test_bad_architecture_settings_are_rejected(settings, message):
+def test_bad_architecture_settings_are_rejected_before_any_query(settings, message):
     black_box = BlackBox(make_provider())
     with pytest.raises(ValueError, match=message):
         train(black_box, make_pool(10), **settings)
+    assert black_box.queries == 0
 
 
 def test_a_saved_choice_of_architecture_is_loaded_again(tmp_path, capsys):
