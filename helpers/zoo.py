@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from helpers import models
+from helpers import models, validation
 
 
 class MLP(models.Classifier):
@@ -150,11 +150,9 @@ class Ensemble(models.Classifier):
     def __init__(self, *shape: Any, architecture: str = "SmallCNN", num_members: int = 4,
                  **named: Any) -> None:  # fmt: skip
         super().__init__(*shape, architecture=architecture, num_members=num_members, **named)
-        if architecture not in models.ARCHITECTURES or architecture == "Ensemble":
-            known = sorted(set(models.ARCHITECTURES) - {"Ensemble"})
-            raise ValueError(f"architecture={architecture!r}: choose one of {known}")
-        if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
-            raise ValueError(f"num_members must be a positive int, got {num_members!r}")
+        validation.check_choice(architecture, "architecture",
+                                sorted(set(models.ARCHITECTURES) - {"Ensemble"}))  # fmt: skip
+        validation.check_count(num_members, "num_members")
         build = models.ARCHITECTURES[architecture]
         statistics = self.config["mean"], self.config["std"]
         self.members = nn.ModuleList(

@@ -83,14 +83,14 @@ def test_an_ensemble_answers_the_mean_of_its_members_log_probabilities():
 
 
 @pytest.mark.parametrize(
-    "settings, message",
+    "settings, error, message",
     [
-        ({"architecture": "VGG"}, "choose one of"),
-        ({"architecture": "Ensemble"}, "choose one of"),
-        ({"num_members": 0}, "num_members"),
-        ({"num_members": True}, "num_members"),
+        ({"architecture": "VGG"}, ValueError, "architecture must be one of"),
+        ({"architecture": "Ensemble"}, ValueError, "architecture must be one of"),
+        ({"num_members": 0}, ValueError, "num_members must be >= 1"),
+        ({"num_members": True}, TypeError, "num_members must be an int"),
     ],
 )
-def test_an_ensemble_rejects_bad_members(settings, message):
-    with pytest.raises(ValueError, match=message):
+def test_an_ensemble_rejects_bad_members(settings, error, message):
+    with pytest.raises(error, match=message):
         zoo.Ensemble((1, 28, 28), 10, **settings)
