@@ -24,6 +24,7 @@ import curves
 import torch
 
 from helpers import attacks, blackbox, data, evaluation, metrics, surrogate
+from helpers.attacks import transfer
 
 PAPER = metrics.PAPER_BLACKBOX
 MAX_LABEL_QUERIES = 1000
@@ -45,7 +46,7 @@ SURROGATES = {
 }
 MAIN = "pool, probabilities"
 
-# strategy name -> (surrogate, settings of blackbox.explain)
+# strategy name -> (surrogate, settings of transfer.explain)
 STRATEGIES = {
     "transfer only: DeepFool on the surrogate": (MAIN, {"max_queries": 1}),
     "transfer only: iterative L2 on the surrogate": (
@@ -97,7 +98,7 @@ def run_strategy(model, trained, x, y, whitebox, device, settings) -> dict:
     """Explain (x, y) through a fresh black box and describe the result."""
     black_box = blackbox.BlackBox(model)
     with common.timer(device) as seconds:
-        result = blackbox.explain(black_box, trained["model"], x, y, **settings)
+        result = transfer.explain(black_box, trained["model"], x, y, **settings)
     fresh = evaluation.predict_logits(model, result.x_adv).argmax(1) == y
     assert torch.equal(result.success, fresh)
     assert black_box.queries == result.forward_passes.sum().item()
@@ -148,10 +149,12 @@ def main() -> None:
     print("\nbudget curve: black-box queries per image against size (×wb) and direction (cos)")
     starts = curves.starts_of_true_class(model, check_split(dataset, device), x, y)
     surrogates = {name: trained[name]["model"] for name in (MAIN, curves.CHOSEN)}
-    budget_curve = curves.budget_curve(model, surrogates, MAIN, mistakes, whitebox, starts,
-                                       args.budgets)  # fmt: skip
-    spread = curves.seed_spread(model, surrogates[curves.CHOSEN], mistakes, whitebox,
-                                max(args.budgets))  # fmt: skip
+    budget_curve = curves.budget_curve(
+        model, surrogates, MAIN, mistakes, whitebox, starts, args.budgets
+    )
+    spread = curves.seed_spread(
+        model, surrogates[curves.CHOSEN], mistakes, whitebox, max(args.budgets)
+    )
     print(f"\nlabel curve: surrogates from pools of {args.pool_sizes} images")
     label_curve = curves.label_curve(model, dataset, mistakes, check, args.pool_sizes, args)
     print(

@@ -39,9 +39,12 @@ def parser(doc: str, output: str) -> argparse.ArgumentParser:
 def setup(args: argparse.Namespace) -> tuple[course.Course, torch.nn.Module, dict, Mistakes]:
     """The course, the provider's CNN, its metadata and its first ``--max-images`` mistakes."""
     lesson = course.setup(
-        seed=args.seed, device=args.device, dataset=args.dataset, num_epochs=args.num_epochs,
+        seed=args.seed,
+        device=args.device,
+        dataset=args.dataset,
+        num_epochs=args.num_epochs,
         num_threads=args.num_threads,
-    )  # fmt: skip
+    )
     model = lesson.model()
     metadata = {"test_accuracy": evaluation.evaluate(model, lesson.dataset.test).accuracy}
     mistakes = evaluation.find_misclassified(model, lesson.dataset.test)

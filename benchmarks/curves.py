@@ -10,7 +10,9 @@ import math
 import numpy as np
 import torch
 
-from helpers import blackbox, boundary, data, metrics, surrogate, training
+from helpers import blackbox, data, metrics, surrogate, training
+from helpers.attacks import boundary, transfer
+from helpers.records import Explanation
 
 BUDGETS = (10, 25, 50, 100, 250, 500)  # black-box queries per image
 POOL_SIZES = (15, 30, 75, 150, 300, 1000)  # 15: 0.5% of the provider's 3,000 training images
@@ -34,11 +36,13 @@ def ours(budget: int) -> dict:
     return {
         TARGET: (boundary.explain, shrink, True),
         "ours: boundary search, course's surrogate": (boundary.explain, shrink, False),
-        "ours: schedule ×1.5 (DeepFool)": (blackbox.explain, {"max_queries": budget}, False),
+        "ours: schedule ×1.5 (DeepFool)": (transfer.explain, {"max_queries": budget}, False),
         "ours: transfer only (DeepFool on the surrogate)": (
-            blackbox.explain, {"max_queries": 1}, False,
+            transfer.explain,
+            {"max_queries": 1},
+            False,
         ),
-    }  # fmt: skip
+    }
 
 
 def budget_curve(model, surrogates, main, mistakes, whitebox, starts, budgets) -> list[dict]:
@@ -71,13 +75,20 @@ def seed_spread(model, chosen_model, mistakes, whitebox, budget: int, seeds=rang
     ratios = []
     for seed in seeds:
         result = boundary.explain(
-            blackbox.BlackBox(model), chosen_model, mistakes.x, mistakes.y, max_queries=schedule,
-            num_shrink_queries=budget - schedule, generator=torch.Generator().manual_seed(seed),
-        )  # fmt: skip
+            blackbox.BlackBox(model),
+            chosen_model,
+            mistakes.x,
+            mistakes.y,
+            max_queries=schedule,
+            num_shrink_queries=budget - schedule,
+            generator=torch.Generator().manual_seed(seed),
+        )
         record = metrics.budget_record(TARGET, budget, result, whitebox)
         ratios.append({"seed": seed, **record})
-    print(f"budget {budget}, probe seeds {list(seeds)}: ×wb "
-          + " ".join(f"{r['median_l2_ratio_to_whitebox']:.4f}" for r in ratios))  # fmt: skip
+    print(
+        f"budget {budget}, probe seeds {list(seeds)}: ×wb "
+        + " ".join(f"{r['median_l2_ratio_to_whitebox']:.4f}" for r in ratios)
+    )
     return ratios
 
 
@@ -89,7 +100,7 @@ def hopskipjump(model, x, y, starts, budget: int, num_classes: int):
     """ART's HopSkipJump targeted to y, one image at a time from ``starts`` (N, C, H, W), images
     the black box answers y to. Each image may ask ``budget`` queries, the check of its start
     included (the answer on x itself is free, as for ours); it ends on the nearest point to x
-    it was answered y on. Returns a record like ours (via ``Result``)."""
+    it was answered y on. Returns a record like ours (``peer_record``)."""
     from art.attacks.evasion import HopSkipJump
     from art.estimators.classification import BlackBoxClassifier
 
@@ -122,17 +133,29 @@ def hopskipjump(model, x, y, starts, budget: int, num_classes: int):
                 x_adv_init=starts[i : i + 1].cpu().numpy(),
             )
         queries[i] = black_box.queries - 1  # less the answer on x
-    return Result(model, x, y, x_adv, queries)
+    return peer_record(model, x, y, x_adv, queries, "hopskipjump")
 
 
-class Result:
-    """The fields ``metrics.budget_record`` reads, for a peer's output images."""
-
-    def __init__(self, model, x, y, x_adv, queries) -> None:
-        with torch.no_grad():
-            self.success = model(x_adv).argmax(1) == y
-        self.delta, self.queries = x_adv - x, queries.to(x.device)
-        self.l2 = self.delta.flatten(1).norm(dim=1)
+def peer_record(model, x, y, x_adv, queries, method: str) -> Explanation:
+    """A peer's output images ``x_adv`` of the mistakes ``x`` as the record ours return, the
+    model's answers read once more here (not counted: the peer paid for them already)."""
+    with torch.no_grad():
+        logits, logits_adv = model(x), model(x_adv)
+    queries = queries.to(x.device)
+    return Explanation(
+        index=torch.arange(len(x), device=x.device),
+        x=x,
+        y=y,
+        logits=logits,
+        x_adv=x_adv,
+        logits_adv=logits_adv,
+        attacked=logits.argmax(1) != y,
+        success=logits_adv.argmax(1) == y,
+        queries=queries,
+        forward_passes=queries + 1,
+        backward_passes=torch.zeros_like(queries),
+        method=method,
+    )
 
 
 def starts_of_true_class(model, test: data.Split, x, y) -> torch.Tensor:
@@ -161,16 +184,25 @@ def label_curve(model, dataset, mistakes, check, pool_sizes, args) -> list[dict]
             )
             generator = torch.Generator().manual_seed(args.seed)
             trained = surrogate.train_surrogate(
-                black_box, dataset.pool.x.to(mistakes.x.device), num_classes=dataset.num_classes,
-                num_seed=pool_size, num_rounds=rounds, probabilities=True,
-                num_epochs=num_epochs, generator=generator, check=check,
-            )  # fmt: skip
-            result = blackbox.explain(blackbox.BlackBox(model), trained.model, mistakes)
-            records.append({
-                **metrics.label_record(pool_size, jacobian, trained.label_queries,
-                                       trained.agreement, result),
-                "num_epochs": num_epochs,
-            })  # fmt: skip
+                black_box,
+                dataset.pool.x.to(mistakes.x.device),
+                num_classes=dataset.num_classes,
+                num_seed=pool_size,
+                num_rounds=rounds,
+                probabilities=True,
+                num_epochs=num_epochs,
+                generator=generator,
+                check=check,
+            )
+            result = transfer.explain(blackbox.BlackBox(model), trained.model, mistakes)
+            records.append(
+                {
+                    **metrics.label_record(
+                        pool_size, jacobian, trained.label_queries, trained.agreement, result
+                    ),
+                    "num_epochs": num_epochs,
+                }
+            )
             print(
                 f"pool {pool_size:5d}, Jacobian {str(jacobian):5}: {trained.label_queries:5d} "
                 f"labels, agreement {trained.agreement:.2%}, success {result.success_rate:.2%} "
@@ -192,13 +224,18 @@ def check_targets(budget_records: list[dict], label_records: list[dict], paper) 
             else r["success_rate"] == 1 and r["median_l2_ratio_to_whitebox"] <= ratio
         )
 
-    smaller = [ours[b]["median_l2_ratio_to_whitebox"] < peer[b]["median_l2_ratio_to_whitebox"]
-               for b in ours if b in peer]  # fmt: skip
+    smaller = [
+        ours[b]["median_l2_ratio_to_whitebox"] < peer[b]["median_l2_ratio_to_whitebox"]
+        for b in ours
+        if b in peer
+    ]
     reached = [  # success rates are float32 means: 19 of 20 is 0.94999998
-        r for r in label_records
-        if round(r["success_rate"], 6) >= 0.95 and r["mean_queries"] <= paper.mean_queries
+        r
+        for r in label_records
+        if round(r["success_rate"], 6) >= 0.95
+        and r["mean_queries"] <= paper.mean_queries
         and r["label_queries"] <= 150
-    ]  # fmt: skip
+    ]
     smallest = min(reached, key=lambda r: (r["label_queries"], r["pool_size"]), default=None)
     targets = {
         "l2_within_1.5x_whitebox_at_100_queries": size(100, 1.5),

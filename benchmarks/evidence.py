@@ -24,7 +24,8 @@ from __future__ import annotations
 import common
 import torch
 
-from helpers import attacks, blackbox, evaluation, evidence, forward, training
+from helpers import attacks, blackbox, evaluation, evidence, training
+from helpers.attacks import forward, transfer
 
 EPSILONS = (0.02, 0.05, 0.1, 0.2, 0.3)
 LAYERS = {"SmallCNN": ["features.0", "features.3"], "LeNetBN": ["features.0", "features.4"]}
@@ -33,12 +34,19 @@ LAYERS = {"SmallCNN": ["features.0", "features.3"], "LeNetBN": ["features.0", "f
 def load_models(lesson, model, args) -> dict:
     """name -> (model, architecture): the provider's, the LeNetBN and the robust model."""
     second, _ = training.load_or_train(
-        lesson.dataset, lesson.path("cnn_LeNetBN"), seed=args.seed, device=lesson.device,
-        num_epochs=args.second_epochs, architecture="LeNetBN",
-    )  # fmt: skip
+        lesson.dataset,
+        lesson.path("cnn_LeNetBN"),
+        seed=args.seed,
+        device=lesson.device,
+        num_epochs=args.second_epochs,
+        architecture="LeNetBN",
+    )
     robust = lesson.robust_model("fgsm_rs", num_epochs=args.robust_epochs, eps=0.15)
-    return {"standard": (model, "SmallCNN"), "LeNetBN": (second, "LeNetBN"),
-            "robust": (robust, "SmallCNN")}  # fmt: skip
+    return {
+        "standard": (model, "SmallCNN"),
+        "LeNetBN": (second, "LeNetBN"),
+        "robust": (robust, "SmallCNN"),
+    }
 
 
 def mod_rows(lesson, models: dict, args) -> tuple[list[dict], list[dict]]:
@@ -47,33 +55,51 @@ def mod_rows(lesson, models: dict, args) -> tuple[list[dict], list[dict]]:
     for name, (net, architecture) in models.items():
         everything = evaluation.predict(net, lesson.dataset.test)
         right = everything[~everything.misclassified][: args.max_images].to(lesson.device)
-        curves = evidence.mod_curves(net, right.x, right.y, LAYERS[architecture], EPSILONS,
-                                     forward.fgsm)  # fmt: skip
+        curves = evidence.mod_curves(
+            net, right.x, right.y, LAYERS[architecture], EPSILONS, forward.fgsm
+        )
         for (layer, values), where in zip(curves.items(), ("earlier", "last")):
             common_fields = {"model": name, "layer": layer, "position": where}
             mods += [{**common_fields, "eps": e, "mod": v.item()} for e, v in zip(EPSILONS, values)]
             vids.append({**common_fields, "vid": evidence.vid(values), "num_images": len(right)})
-            print(f"{name:9} {layer:11} MOD " + " ".join(f"{v:.3f}" for v in values.tolist())
-                  + f"  VID {vids[-1]['vid']:.3f}")  # fmt: skip
+            print(
+                f"{name:9} {layer:11} MOD "
+                + " ".join(f"{v:.3f}" for v in values.tolist())
+                + f"  VID {vids[-1]['vid']:.3f}"
+            )
     return mods, vids
 
 
 def shares(lesson, model, mistakes, args) -> dict:
     """Promotion/suppression shares per source, on the provider's logits."""
     surrogate_model = lesson.surrogate(
-        blackbox.BlackBox(model, max_queries=1000), num_seed=1000, probabilities=True,
+        blackbox.BlackBox(model, max_queries=1000),
+        num_seed=1000,
+        probabilities=True,
         num_epochs=args.surrogate_epochs,
-    )  # fmt: skip
+    )
     white = attacks.explain(model, mistakes)
-    black = blackbox.explain(blackbox.BlackBox(model), surrogate_model, mistakes,
-                             strategy=blackbox.Strategy(num_shrink_steps=3))  # fmt: skip
+    black = transfer.explain(
+        blackbox.BlackBox(model),
+        surrogate_model,
+        mistakes,
+        strategy=transfer.Strategy(num_shrink_steps=3),
+    )
     everything = evaluation.predict(model, lesson.dataset.test)
     right = everything[~everything.misclassified][: args.max_images].to(lesson.device)
-    pgd = forward.pgd(model, right.x, right.y, eps=args.pgd_eps, num_steps=args.pgd_steps,
-                      step_size=min(args.pgd_eps, 2.5 * args.pgd_eps / args.pgd_steps))  # fmt: skip
-    sources = {"white-box explanations": (white, "y", "y_pred"),
-               "black-box explanations": (black, "y", "y_pred"),
-               "PGD attacks": (pgd, "y_adv", "y")}  # fmt: skip
+    pgd = forward.pgd(
+        model,
+        right.x,
+        right.y,
+        eps=args.pgd_eps,
+        num_steps=args.pgd_steps,
+        step_size=min(args.pgd_eps, 2.5 * args.pgd_eps / args.pgd_steps),
+    )
+    sources = {
+        "white-box explanations": (white, "y", "y_pred"),
+        "black-box explanations": (black, "y", "y_pred"),
+        "PGD attacks": (pgd, "y_adv", "y"),
+    }
     report = {}
     for source, (result, reached, left) in sources.items():
         done = result[result.success]
@@ -110,10 +136,15 @@ def main() -> None:
     models = load_models(lesson, model, args)
     mods, vids = mod_rows(lesson, models, args)
     report = {
-        "dataset": lesson.dataset.name, "device": str(lesson.device), "epsilons": list(EPSILONS),
-        "test_accuracy": metadata["test_accuracy"], "mod": mods, "vid": vids,
-        "shares": shares(lesson, model, mistakes, args), "speed": speed(lesson, model),
-    }  # fmt: skip
+        "dataset": lesson.dataset.name,
+        "device": str(lesson.device),
+        "epsilons": list(EPSILONS),
+        "test_accuracy": metadata["test_accuracy"],
+        "mod": mods,
+        "vid": vids,
+        "shares": shares(lesson, model, mistakes, args),
+        "speed": speed(lesson, model),
+    }
     common.write_report(args.output, report)
 
 

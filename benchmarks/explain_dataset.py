@@ -7,6 +7,16 @@ Run from the repository root, in the project's environment:
     torchrun --standalone --nproc_per_node=N benchmarks/explain_dataset.py --device cuda \\
         --dataset mnist                                       # NCCL, one GPU per process
 
+Your own model and data instead of the course's:
+
+    .venv/bin/python benchmarks/explain_dataset.py --model mypackage.nets:make_net \\
+        --weights net.pt --data images.npz
+
+``--model`` names a function (``module:function``, imported with the current folder on the
+path) that returns the untrained ``nn.Module``: images (N, C, H, W) in [0, 1] in, logits out;
+``--weights`` a ``state_dict`` saved with ``torch.save`` (loaded with ``weights_only=True``);
+``--data`` a ``.pt`` or ``.npz`` file of images "x" and labels "y" (``data.load_split``).
+
 The images to explain, in increasing split index, are cut into chunks of --batch-size, and
 chunk k goes to rank k % world_size. A chunk is the same batch whatever the number of processes,
 so the merged results are bit-identical to a one-process run (a kernel's last bits may depend on
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import sys
@@ -33,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers import attacks, data, evaluation, runtime, training  # noqa: E402
+from helpers.data import Split  # noqa: E402
 
 SPLITS = ("test", "pool")
 # per-image fields kept from each record: x_adv (n, C, H, W), logits (n, K), the others (n,)
@@ -118,31 +130,65 @@ def setup(device_name: str) -> Context:
     return Context(rank, world_size, local_rank, device, distributed=True)
 
 
-def load_data_and_model(ctx: Context, args: argparse.Namespace) -> tuple[data.Dataset, nn.Module]:
-    """Every rank loads the dataset (local rank 0 first: it may download it) and rank 0's model.
+def load_data_and_model(ctx: Context, args: argparse.Namespace) -> tuple[str, Split, nn.Module]:
+    """Every rank loads the images (local rank 0 first: it may download them) and gets rank 0's
+    model: (the data's name, the split to explain, the model).
 
-    Rank 0 loads the checkpoint or trains and saves it while the others wait; then it broadcasts
-    the model, so that every rank explains with the same weights, with or without a shared disk.
+    The data: ``--data``, or ``--split`` of ``--dataset``. The model: ``--model`` with
+    ``--weights``, or the course's CNN, which rank 0 loads, or trains and saves while the others
+    wait. Rank 0 broadcasts the model, so that every rank explains with the same weights, with
+    or without a shared disk.
     """
     if ctx.local_rank != 0:
         ctx.barrier()
-    dataset = data.load_dataset(args.dataset)
+    if args.data is not None:
+        name, split = args.data.name, data.load_split(args.data)
+    else:
+        dataset = data.load_dataset(args.dataset)
+        name, split = dataset.name, getattr(dataset, args.split)
     if ctx.local_rank == 0:
         ctx.barrier()
     payload: list = [None]
     if ctx.rank == 0:
-        checkpoint = runtime.artifacts_dir() / f"cnn_{dataset.name}.pt"
-        model, _ = training.load_or_train(
-            dataset, checkpoint, num_epochs=args.num_epochs, seed=args.seed, device=ctx.device
-        )
+        if args.model is not None:
+            model = user_model(args.model, args.weights)
+        else:
+            checkpoint = runtime.artifacts_dir() / f"cnn_{dataset.name}.pt"
+            model, _ = training.load_or_train(
+                dataset, checkpoint, num_epochs=args.num_epochs, seed=args.seed, device=ctx.device
+            )
         payload = [model.cpu()]  # a CPU copy: pickled CUDA tensors would land on cuda:0
     if ctx.distributed:
         dist.broadcast_object_list(payload, src=0)
-    return dataset, payload[0].to(ctx.device).eval()
+    return name, split, payload[0].to(ctx.device).eval()
+
+
+def user_model(spec: str, weights: Path | None) -> nn.Module:
+    """The model ``spec`` ("package.module:factory") builds, with the ``state_dict`` in
+    ``weights`` (loaded with ``weights_only=True``) if given."""
+    module_name, _, factory_name = spec.partition(":")
+    if not module_name or not factory_name.isidentifier():
+        raise SystemExit(f"--model must be package.module:factory, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: your module in this folder
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as error:
+        raise SystemExit(f"--model {spec}: cannot find it ({error})") from None
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise SystemExit(f"--model {spec} returned a {type(model).__name__}, not an nn.Module")
+    if weights is not None:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError) as error:
+            raise SystemExit(f"--weights {weights} do not fit --model {spec}: {error}") from None
+    return model
 
 
 def select(
-    ctx: Context, model: nn.Module, split: data.Split, whole_split: bool, max_images: int | None
+    ctx: Context, model: nn.Module, split: Split, whole_split: bool, max_images: int | None
 ) -> Tensor:
     """Indices (M,) of the images to explain, increasing.
 
@@ -212,13 +258,20 @@ def settings_json(text: str) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=data.BUNDLED, choices=data.DATASETS)
+    parser.add_argument("--model", help="your model: package.module:factory (see above)")
+    parser.add_argument("--weights", type=Path, help="your model's state_dict (torch.save)")
+    parser.add_argument("--data", type=Path, help="your images and labels: .pt or .npz")
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument(
         "--whole-split",
         action="store_true",
         help="explain every image of the split; those the model gets right cost nothing",
     )
-    parser.add_argument("--method", default="deepfool_refined", choices=attacks.METHODS)
+    parser.add_argument(
+        "--method",
+        default="deepfool_refined",
+        choices=[m.name for m in attacks.methods("white box")],
+    )
     parser.add_argument(
         "--settings", type=settings_json, default={}, help="JSON, e.g. '{\"overshoot\": 0.02}'"
     )
@@ -231,6 +284,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--output", type=Path, default=ROOT / "build" / "bench" / "explain_dataset.pt"
     )
     args = parser.parse_args(argv)
+    if args.weights is not None and args.model is None:
+        parser.error("--weights needs --model, the function that builds the model they fit")
+    for given in (args.weights, args.data):
+        if given is not None and not given.is_file():
+            parser.error(f"no file at {given}")
     if args.output.suffix != ".pt":
         parser.error(f"--output must end in .pt (the summary goes beside it), got {args.output}")
     return args
@@ -242,8 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     ctx = setup(args.device)
     if ctx.device.type == "cuda":  # the same chunk must give the same bits on every GPU
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    dataset, model = load_data_and_model(ctx, args)
-    split = getattr(dataset, args.split)
+    name, split, model = load_data_and_model(ctx, args)
     index = select(ctx, model, split, args.whole_split, args.max_images)
     empty = split.x[:0].to(ctx.device), split.y[:0].to(ctx.device), index[:0].to(ctx.device)
     try:  # an empty batch costs nothing and checks the settings before any real work
@@ -264,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if ctx.rank == 0:
         summary = {
-            "dataset": dataset.name,
-            "split": args.split,
+            "dataset": name,
+            "split": "all" if args.data is not None else args.split,
+            "model": args.model or "the course's SmallCNN",
             "method": args.method,
             "settings": args.settings,
             "world_size": ctx.world_size,

@@ -50,13 +50,18 @@ def main() -> None:
     args = parser.parse_args()
     lesson, model, _, mistakes = common.setup(args)
     surrogate = lesson.surrogate(
-        blackbox.BlackBox(model, max_queries=1000), num_seed=1000, probabilities=True,
+        blackbox.BlackBox(model, max_queries=1000),
+        num_seed=1000,
+        probabilities=True,
         num_epochs=args.surrogate_epochs,
-    )  # fmt: skip
+    )
     logic = explorer.Explorer(
-        mistakes, lesson.dataset.classes, model=model, black_box=blackbox.BlackBox(model),
+        mistakes,
+        lesson.dataset.classes,
+        model=model,
+        black_box=blackbox.BlackBox(model),
         surrogate=surrogate,
-    )  # fmt: skip
+    )
     times = drag(widgets.ExplorerPanel(logic), min(args.num_images, len(mistakes)))
 
     results = {}

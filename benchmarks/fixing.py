@@ -35,9 +35,13 @@ from helpers.data import Split
 def fit(dataset, split: Split, args, seed: int, **settings) -> torch.nn.Module:
     """A SmallCNN trained on ``split`` from ``seed`` (dataset: its shape, classes, test)."""
     model, _, _ = training.train_new_cnn(
-        replace(dataset, train=split), num_epochs=args.num_epochs, seed=seed,
-        device=args.device_, progress=False, **settings,
-    )  # fmt: skip
+        replace(dataset, train=split),
+        num_epochs=args.num_epochs,
+        seed=seed,
+        device=args.device_,
+        progress=False,
+        **settings,
+    )
     return model
 
 
@@ -55,9 +59,10 @@ def decoy_run(dataset, args, seed: int) -> dict:
         "shortcut": fit(dataset, patched, args, seed),
         "clean": fit(dataset, dataset.train, args, seed),
         "data_fix": fit(dataset, randomized, args, seed),
-        "model_fix": fit(dataset, patched, args, seed,
-                         penalty=decoy.right_reasons_penalty(corners, args.weight)),
-    }  # fmt: skip
+        "model_fix": fit(
+            dataset, patched, args, seed, penalty=decoy.right_reasons_penalty(corners, args.weight)
+        ),
+    }
     record = {"area_share": decoy.area_share(masks[:1]).item()}
     for name, model in models.items():
         mistakes = evaluation.predict(model, test).misclassified.nonzero()[: args.max_images, 0]
@@ -65,9 +70,13 @@ def decoy_run(dataset, args, seed: int) -> dict:
         result = attacks.explain(model, test.x[mistakes].to(device), test.y[mistakes].to(device))
         share = decoy.region_share(result.delta.cpu(), masks[mistakes]).nanmean().item()
         record[name] = {"test_accuracy": accuracy(model, test), "patch_share": share}
-    print(f"seed {seed} decoy: " + ", ".join(
-        f"{n} {record[n]['test_accuracy']:.2%} (share {record[n]['patch_share']:.1%})"
-        for n in models))  # fmt: skip
+    print(
+        f"seed {seed} decoy: "
+        + ", ".join(
+            f"{n} {record[n]['test_accuracy']:.2%} (share {record[n]['patch_share']:.1%})"
+            for n in models
+        )
+    )
     return record
 
 
@@ -78,9 +87,12 @@ def label_run(dataset, args, seed: int) -> tuple[dict, torch.nn.Module]:
     )
     noisy = Split(dataset.train.x, noisy_y)
     scores = labelnoise.out_of_fold_scores(
-        replace(dataset, train=noisy), num_folds=args.num_folds, num_epochs=args.num_epochs,
-        seed=seed, device=args.device_,
-    )  # fmt: skip
+        replace(dataset, train=noisy),
+        num_folds=args.num_folds,
+        num_epochs=args.num_epochs,
+        seed=seed,
+        device=args.device_,
+    )
     cleanlab, issues = labelnoise.cleanlab_scores(noisy_y, scores.probs)
     ranked = {"explanation": scores.explanation, "loss": scores.loss, "cleanlab": cleanlab}
     k = int(flipped.sum())
@@ -89,9 +101,11 @@ def label_run(dataset, args, seed: int) -> tuple[dict, torch.nn.Module]:
         "num_flips": k,
         "noisy_test_accuracy": accuracy(fit(dataset, noisy, args, seed), dataset.test),
         "clean_test_accuracy": accuracy(clean_model, dataset.test),
-        "cleanlab_issues": {"flagged": int(issues.sum()), "precision":
-                            flipped[issues].float().mean().item() if issues.any() else None},
-    }  # fmt: skip
+        "cleanlab_issues": {
+            "flagged": int(issues.sum()),
+            "precision": flipped[issues].float().mean().item() if issues.any() else None,
+        },
+    }
     for name, score in ranked.items():
         removed = fit(dataset, labelnoise.without_top(noisy, score, k), args, seed)
         record[name] = {
@@ -99,10 +113,15 @@ def label_run(dataset, args, seed: int) -> tuple[dict, torch.nn.Module]:
             "auroc": metrics.auroc(score, flipped),
             "removed_test_accuracy": accuracy(removed, dataset.test),
         }
-    print(f"seed {seed} labels: noisy {record['noisy_test_accuracy']:.2%}, clean "
-          f"{record['clean_test_accuracy']:.2%}, " + ", ".join(
-              f"{n} P@k {record[n]['precision_at_k']:.2f} AUROC {record[n]['auroc']:.3f} "
-              f"removed {record[n]['removed_test_accuracy']:.2%}" for n in ranked))  # fmt: skip
+    print(
+        f"seed {seed} labels: noisy {record['noisy_test_accuracy']:.2%}, clean "
+        f"{record['clean_test_accuracy']:.2%}, "
+        + ", ".join(
+            f"{n} P@k {record[n]['precision_at_k']:.2f} AUROC {record[n]['auroc']:.3f} "
+            f"removed {record[n]['removed_test_accuracy']:.2%}"
+            for n in ranked
+        )
+    )
     return record, clean_model
 
 
@@ -117,17 +136,20 @@ def weakness_run(dataset, args, seed: int, model) -> dict:
     aimed = weaknesses.extra_data(dataset.train, args.num_extra, generator, classes or None)
     anything = weaknesses.extra_data(dataset.train, args.num_extra, generator)
     record = {
-        "pairs": [{"pair": list(p.pair), "count": p.count, "agreement": p.agreement}
-                  for p in chosen],
-        "other_pairs_mean_agreement": mean([p.agreement for p in pairs[args.num_pairs:]] or [0]),
+        "pairs": [
+            {"pair": list(p.pair), "count": p.count, "agreement": p.agreement} for p in chosen
+        ],
+        "other_pairs_mean_agreement": mean([p.agreement for p in pairs[args.num_pairs :]] or [0]),
         "baseline_test_accuracy": accuracy(model, dataset.test),
-    }  # fmt: skip
+    }
     for name, extra in (("targeted", aimed), ("random", anything)):
         fixed = fit(dataset, weaknesses.joined(dataset.train, extra), args, seed)
         record[f"{name}_test_accuracy"] = accuracy(fixed, dataset.test)
-    print(f"seed {seed} weak pairs {[p.pair for p in chosen]}: baseline "
-          f"{record['baseline_test_accuracy']:.2%}, targeted {record['targeted_test_accuracy']:.2%}"
-          f", random {record['random_test_accuracy']:.2%}")  # fmt: skip
+    print(
+        f"seed {seed} weak pairs {[p.pair for p in chosen]}: baseline "
+        f"{record['baseline_test_accuracy']:.2%}, targeted {record['targeted_test_accuracy']:.2%}"
+        f", random {record['random_test_accuracy']:.2%}"
+    )
     return record
 
 
@@ -159,8 +181,9 @@ def main() -> None:
     parser.add_argument("--num-pairs", type=int, default=3)
     parser.add_argument("--num-extra", type=int, default=300)
     args = parser.parse_args()
-    lesson = course.setup(seed=args.seeds[0], device=args.device, dataset=args.dataset,
-                          num_threads=args.num_threads)  # fmt: skip
+    lesson = course.setup(
+        seed=args.seeds[0], device=args.device, dataset=args.dataset, num_threads=args.num_threads
+    )
     args.device_ = lesson.device
     dataset = lesson.dataset
     if args.train_size:
@@ -170,14 +193,26 @@ def main() -> None:
     with common.timer(lesson.device) as seconds:
         for seed in args.seeds:
             labels, clean_model = label_run(dataset, args, seed)
-            runs.append({"seed": seed, "decoy": decoy_run(dataset, args, seed), "labels": labels,
-                         "weak_pairs": weakness_run(dataset, args, seed, clean_model)})  # fmt: skip
+            runs.append(
+                {
+                    "seed": seed,
+                    "decoy": decoy_run(dataset, args, seed),
+                    "labels": labels,
+                    "weak_pairs": weakness_run(dataset, args, seed, clean_model),
+                }
+            )
     totals = summary(runs)
     for key, value in totals.items():
         print(f"{key:50} {value['mean']:.4f} ± {value['std']:.4f}")
     settings = {k: v for k, v in vars(args).items() if k not in ("device_", "output")}
-    report = {"dataset": dataset.name, "device": str(lesson.device), "settings": settings,
-              "seconds": seconds(), "runs": runs, "summary": totals}  # fmt: skip
+    report = {
+        "dataset": dataset.name,
+        "device": str(lesson.device),
+        "settings": settings,
+        "seconds": seconds(),
+        "runs": runs,
+        "summary": totals,
+    }
     common.write_report(args.output, report)
 
 

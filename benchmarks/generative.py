@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import common
 
-from helpers import attacks, defences, evaluation, forward, generative, metrics
+from helpers import attacks, defences, evaluation, generative, metrics
+from helpers.attacks import forward
 
 EPSILONS = (0.1, 0.2, 0.3)  # PGD against the combined classifier and the CNN
 DEFENCE_EPSILONS = (0.1, 0.3)  # the attacks on Defense-GAN
@@ -37,19 +38,28 @@ def counterfactual_record(lesson, model, gan, mistakes, args) -> dict:
     white = attacks.explain(model, mistakes, method="deepfool_refined")
     both = result.success & white.success
     similar = metrics.similarity(result.delta, white.delta)[both]
-    fakeness = {name: generative.fakeness(gan, x)[both].median().item()
-                for name, x in (("original", mistakes.x), ("counterfactual", result.x_adv),
-                                ("white_box", white.x_adv))}  # fmt: skip
+    fakeness = {
+        name: generative.fakeness(gan, x)[both].median().item()
+        for name, x in (
+            ("original", mistakes.x),
+            ("counterfactual", result.x_adv),
+            ("white_box", white.x_adv),
+        )
+    }
     record = {
-        "num_mistakes": len(mistakes), "success_rate": result.success_rate,
-        "mean_queries": result.mean_queries, "median_l2": result.l2[result.success].median().item(),
+        "num_mistakes": len(mistakes),
+        "success_rate": result.success_rate,
+        "mean_queries": result.mean_queries,
+        "median_l2": result.l2[result.success].median().item(),
         "whitebox_median_l2": white.l2[both].median().item(),
         "median_top50_overlap": similar.overlap.median().item(),
         "median_fakeness": fakeness,
-    }  # fmt: skip
-    print(f"counterfactuals: {record['success_rate']:.1%} read as the true class, "
-          f"median L2 {record['median_l2']:.2f} (white box {record['whitebox_median_l2']:.2f}), "
-          f"top-50 overlap {record['median_top50_overlap']:.0%}")  # fmt: skip
+    }
+    print(
+        f"counterfactuals: {record['success_rate']:.1%} read as the true class, "
+        f"median L2 {record['median_l2']:.2f} (white box {record['whitebox_median_l2']:.2f}), "
+        f"top-50 overlap {record['median_top50_overlap']:.0%}"
+    )
     return record
 
 
@@ -68,7 +78,7 @@ def pgd_records(lesson, model, gan, args) -> list[dict]:
         records.append({"model": name, "eps": 0.0, "accuracy": clean})
         for eps in EPSILONS:
             result = forward.pgd(net, x, y, eps=eps, num_steps=args.pgd_steps)
-            records.append({"model": name, "eps": eps, "accuracy": forward.robust_accuracy(result)})
+            records.append({"model": name, "eps": eps, "accuracy": metrics.robust_accuracy(result)})
         print(f"{name}: " + ", ".join(f"ε={r['eps']} {r['accuracy']:.1%}" for r in records[-4:]))
     return records
 
@@ -78,9 +88,11 @@ def uncertainty(lesson, model, gan) -> dict:
     everything = evaluation.predict(model, lesson.dataset.test)
     wrong = everything.misclassified.cpu()
     fake = generative.fakeness(gan, lesson.dataset.test.x.to(lesson.device)).cpu()
-    record = {"fakeness_auroc": metrics.auroc(fake, wrong),
-              "softmax_auroc": metrics.auroc(1 - everything.confidence.cpu(), wrong),
-              "num_misclassified": int(wrong.sum())}  # fmt: skip
+    record = {
+        "fakeness_auroc": metrics.auroc(fake, wrong),
+        "softmax_auroc": metrics.auroc(1 - everything.confidence.cpu(), wrong),
+        "num_misclassified": int(wrong.sum()),
+    }
     print(f"AUROC: fakeness {record['fakeness_auroc']:.3f}, 1 − MSP {record['softmax_auroc']:.3f}")
     return record
 
@@ -106,23 +118,27 @@ def defense_gan(lesson, model, gan, args) -> list[dict]:
         for name, net in (("course CNN", model), ("Defense-GAN", defended)):
             row[name] = (evaluation.predict_logits(net, x_adv).argmax(1) == y).float().mean().item()
         records.append(row)
-        print(f"{attack} ε={eps}: CNN {row['course CNN']:.1%}, "
-              f"Defense-GAN {row['Defense-GAN']:.1%}")  # fmt: skip
+        print(
+            f"{attack} ε={eps}: CNN {row['course CNN']:.1%}, Defense-GAN {row['Defense-GAN']:.1%}"
+        )
     return records
 
 
 def targets(report: dict) -> dict:
     """The issue's targets, as this run measured them."""
     defended = {(r["attack"], r["eps"]): r["Defense-GAN"] for r in report["defense_gan"]}
-    below = {str(eps): defended["bpda", eps] < min(defended["fgsm", eps], defended["pgd", eps])
-             for eps in DEFENCE_EPSILONS}  # fmt: skip
+    below = {
+        str(eps): defended["bpda", eps] < min(defended["fgsm", eps], defended["pgd", eps])
+        for eps in DEFENCE_EPSILONS
+    }
     scores = report["uncertainty"]
     return {
         "counterfactual_success_at_least_90": report["counterfactuals"]["success_rate"] >= 0.9,
-        "better_uncertainty_score": "fakeness" if scores["fakeness_auroc"] > scores[
-            "softmax_auroc"] else "maximum softmax probability",
+        "better_uncertainty_score": "fakeness"
+        if scores["fakeness_auroc"] > scores["softmax_auroc"]
+        else "maximum softmax probability",
         "bpda_below_plain_attacks": below,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -139,19 +155,27 @@ def main() -> None:
     args = parser.parse_args()
     lesson, model, metadata, mistakes = common.setup(args)
     gan = lesson.gan("conditional", num_epochs=args.gan_epochs, progress=False)
-    cf_gan = lesson.gan("counterfactual", num_epochs=args.counterfactual_epochs, judge=model,
-                        progress=False, **COUNTERFACTUAL)  # fmt: skip
+    cf_gan = lesson.gan(
+        "counterfactual",
+        num_epochs=args.counterfactual_epochs,
+        judge=model,
+        progress=False,
+        **COUNTERFACTUAL,
+    )
     report = {
-        "dataset": lesson.dataset.name, "device": str(lesson.device),
+        "dataset": lesson.dataset.name,
+        "device": str(lesson.device),
         "test_accuracy": metadata["test_accuracy"],
-        "training_seconds": {kind: lesson.metadata[f"gan_{kind}"]["seconds"]
-                             for kind in ("conditional", "counterfactual")},
+        "training_seconds": {
+            kind: lesson.metadata[f"gan_{kind}"]["seconds"]
+            for kind in ("conditional", "counterfactual")
+        },
         "settings": {**vars(args), "output": str(args.output), "counterfactual": COUNTERFACTUAL},
         "counterfactuals": counterfactual_record(lesson, model, cf_gan, mistakes, args),
         "pgd": pgd_records(lesson, model, cf_gan, args),
         "uncertainty": uncertainty(lesson, model, cf_gan),
         "defense_gan": defense_gan(lesson, model, gan, args),
-    }  # fmt: skip
+    }
     report["targets"] = targets(report)
     print(f"targets: {report['targets']}")
     common.write_report(args.output, report)

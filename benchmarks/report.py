@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from helpers import attacks, registry  # noqa: F401 (attacks registers the methods)
+from helpers import attacks
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "build" / "bench"
@@ -40,7 +40,7 @@ def number(value: float | None, digits: int = 2) -> str:
 
 def whitebox_summary(report: dict) -> str:
     """The architectures side by side: the defaults against the paper's point and DDN."""
-    default, refined = (f"ours: {registry.get(name).label}" for name in WHITEBOX_DEFAULTS)
+    default, refined = (f"ours: {attacks.get(name).label}" for name in WHITEBOX_DEFAULTS)
     sections = report.get("architectures", {"SmallCNN": report})
     cells = {}  # row label -> one cell per architecture
     for section in sections.values():
@@ -119,19 +119,26 @@ def blackbox(report: dict) -> str:
     if report.get("probe_seed_spread"):
         spread = report["probe_seed_spread"]
         ratios = ", ".join(number(r["median_l2_ratio_to_whitebox"], 4) for r in spread)
-        parts.append(f"**Seeds of the random probes** ({spread[0]['method']}, "
-                     f"{spread[0]['budget']} queries, seeds {spread[0]['seed']} to "
-                     f"{spread[-1]['seed']}): median L2 ÷ white box {ratios}.")  # fmt: skip
+        parts.append(
+            f"**Seeds of the random probes** ({spread[0]['method']}, "
+            f"{spread[0]['budget']} queries, seeds {spread[0]['seed']} to "
+            f"{spread[-1]['seed']}): median L2 ÷ white box {ratios}."
+        )
     for name, record in report.get("surrogates", {}).items():
         if record.get("held_out_agreement"):
-            scores = ", ".join(f"{arch} {percent(v)}" for arch, v in
-                               record["held_out_agreement"].items())  # fmt: skip
-            parts.append(f"**Surrogate '{name}'**: agreement with the black box on a held-out "
-                         f"fifth of its answers, per candidate: {scores}; chosen: "
-                         f"{record['settings']['chosen']}.")  # fmt: skip
+            scores = ", ".join(
+                f"{arch} {percent(v)}" for arch, v in record["held_out_agreement"].items()
+            )
+            parts.append(
+                f"**Surrogate '{name}'**: agreement with the black box on a held-out "
+                f"fifth of its answers, per candidate: {scores}; chosen: "
+                f"{record['settings']['chosen']}."
+            )
     if report.get("label_curve"):
-        parts.append("**Label curve** (surrogates from small pools of unlabelled images)\n\n"
-                     + label_table(report))  # fmt: skip
+        parts.append(
+            "**Label curve** (surrogates from small pools of unlabelled images)\n\n"
+            + label_table(report)
+        )
     if report.get("targets"):
         met = [f"- {name.replace('_', ' ')}: {verdict(v)}" for name, v in report["targets"].items()]
         parts.append("**Targets** (as the benchmark checked them)\n\n" + "\n".join(met))
@@ -188,10 +195,15 @@ def label_table(report: dict) -> str:
 
 def explorer(report: dict) -> str:
     rows = [
-        [name, str(r["redraws"]), number(r["median_seconds"], 3), number(r["p95_seconds"], 3),
-         number(r.get("max_seconds"), 3)]
+        [
+            name,
+            str(r["redraws"]),
+            number(r["median_seconds"], 3),
+            number(r["p95_seconds"], 3),
+            number(r.get("max_seconds"), 3),
+        ]
         for name, r in report["methods"].items()
-    ]  # fmt: skip
+    ]
     text = table(rows, ["method", "redraws", "median s", "95th percentile s", "slowest s"])
     return text + (
         "\n\nA method with a replay (the boundary search) runs once for every image when it is "
@@ -230,32 +242,49 @@ def evidence(report: dict) -> str:
         rows.append([model, where, *mods, number(vid["vid"], 3), str(vid["num_images"])])
     mod = table(rows, ["model", "layer", *(f"MOD ε={e}" for e in epsilons), "VID", "images"])
     categories = ["promotion", "balanced", "suppression", "neither"]
-    rows = [[source, *(percent(r[c]) for c in categories), str(r["num_images"])]
-            for source, r in report["shares"].items()]  # fmt: skip
+    rows = [
+        [source, *(percent(r[c]) for c in categories), str(r["num_images"])]
+        for source, r in report["shares"].items()
+    ]
     shares = table(rows, ["source", *categories, "images"])
     speed = report["speed"]
     mod += "\n\n" + "\n".join(f"- {line}" for line in evidence_targets(report))
-    return (f"{mod}\n\nPromotion (share > 2/3) or suppression (< 1/3) of the provider's logits:"
-            f"\n\n{shares}\n\nGrad-CAM (last conv layer) + SSIM: "
-            f"{speed['images_per_second']:.0f} images per second over {speed['num_images']} "
-            "test images.")  # fmt: skip
+    return (
+        f"{mod}\n\nPromotion (share > 2/3) or suppression (< 1/3) of the provider's logits:"
+        f"\n\n{shares}\n\nGrad-CAM (last conv layer) + SSIM: "
+        f"{speed['images_per_second']:.0f} images per second over {speed['num_images']} "
+        "test images."
+    )
 
 
 def evidence_targets(report: dict) -> list[str]:
     """MOD rises with ε at the last layer (per model), and the robust model against the
     standard one at each ε, as the run measured them."""
     last = {r["model"]: r["layer"] for r in report["vid"] if r["position"] == "last"}
-    curve = {model: [r["mod"] for r in sorted(report["mod"], key=lambda r: r["eps"])
-                     if (r["model"], r["layer"]) == (model, layer)]
-             for model, layer in last.items()}  # fmt: skip
+    curve = {
+        model: [
+            r["mod"]
+            for r in sorted(report["mod"], key=lambda r: r["eps"])
+            if (r["model"], r["layer"]) == (model, layer)
+        ]
+        for model, layer in last.items()
+    }
     rising = [model for model, mods in curve.items() if all(map(float.__lt__, mods, mods[1:]))]
-    lines = [f"MOD rises with every larger ε at the last layer for {len(rising)} of "
-             f"{len(curve)} models" + ("" if len(rising) == len(curve) else
-             f" (not for {', '.join(sorted(set(curve) - set(rising)))})")]  # fmt: skip
+    lines = [
+        f"MOD rises with every larger ε at the last layer for {len(rising)} of "
+        f"{len(curve)} models"
+        + (
+            ""
+            if len(rising) == len(curve)
+            else f" (not for {', '.join(sorted(set(curve) - set(rising)))})"
+        )
+    ]
     if {"standard", "robust"} <= set(curve):
         below = sum(r < s for r, s in zip(curve["robust"], curve["standard"]))
-        lines.append(f"the robust model's MOD is below the standard model's at {below} of "
-                     f"{len(curve['robust'])} ε (last layer)")  # fmt: skip
+        lines.append(
+            f"the robust model's MOD is below the standard model's at {below} of "
+            f"{len(curve['robust'])} ε (last layer)"
+        )
     return lines
 
 
@@ -267,21 +296,36 @@ def spread(summary: dict, key: str, fmt=percent) -> str:
 
 def fixing(report: dict) -> str:
     totals, seeds = report["summary"], len(report["runs"])
-    decoy = [[name, spread(totals, f"decoy.{name}.test_accuracy"),
-              spread(totals, f"decoy.{name}.patch_share")]
-             for name in ("shortcut", "clean", "data_fix", "model_fix")]  # fmt: skip
+    decoy = [
+        [
+            name,
+            spread(totals, f"decoy.{name}.test_accuracy"),
+            spread(totals, f"decoy.{name}.patch_share"),
+        ]
+        for name in ("shortcut", "clean", "data_fix", "model_fix")
+    ]
     area = percent(totals["decoy.area_share"]["mean"])
-    labels = [["noisy labels, nothing removed", "–", "–",
-               spread(totals, "labels.noisy_test_accuracy")]]  # fmt: skip
-    labels += [[f"remove the top k by {name}", spread(totals, f"labels.{name}.precision_at_k"),
-                spread(totals, f"labels.{name}.auroc", lambda v: number(v, 3)),
-                spread(totals, f"labels.{name}.removed_test_accuracy")]
-               for name in ("explanation", "loss", "cleanlab")]  # fmt: skip
+    labels = [
+        ["noisy labels, nothing removed", "–", "–", spread(totals, "labels.noisy_test_accuracy")]
+    ]
+    labels += [
+        [
+            f"remove the top k by {name}",
+            spread(totals, f"labels.{name}.precision_at_k"),
+            spread(totals, f"labels.{name}.auroc", lambda v: number(v, 3)),
+            spread(totals, f"labels.{name}.removed_test_accuracy"),
+        ]
+        for name in ("explanation", "loss", "cleanlab")
+    ]
     labels += [["clean labels", "–", "–", spread(totals, "labels.clean_test_accuracy")]]
-    weak = [[name, spread(totals, f"weak_pairs.{key}_test_accuracy")]
-            for name, key in (("no extra data", "baseline"), ("augmented true classes of the "
-                              "agreeing pairs", "targeted"), ("as many augmented digits of "
-                              "any class", "random"))]  # fmt: skip
+    weak = [
+        [name, spread(totals, f"weak_pairs.{key}_test_accuracy")]
+        for name, key in (
+            ("no extra data", "baseline"),
+            ("augmented true classes of the agreeing pairs", "targeted"),
+            ("as many augmented digits of any class", "random"),
+        )
+    ]
     return (
         f"Mean ± standard deviation over {seeds} seeds. Decoy MNIST, tested on digits with a "
         f"random-shade patch (the patch covers {area} of an image):\n\n"
@@ -323,9 +367,14 @@ def generative(report: dict) -> str:
     names = list(dict.fromkeys(r["model"] for r in report["pgd"]))
     rows = [[name, *(percent(pgd[name, e]) for e in epsilons)] for name in names]
     header = ["model", "clean", *(f"PGD ε={e}" for e in epsilons[1:])]
-    defended = [[f"{r['attack']}" + (f" ε={r['eps']}" if r["eps"] else ""),
-                 percent(r["course CNN"]), percent(r["Defense-GAN"])]
-                for r in report["defense_gan"]]  # fmt: skip
+    defended = [
+        [
+            f"{r['attack']}" + (f" ε={r['eps']}" if r["eps"] else ""),
+            percent(r["course CNN"]),
+            percent(r["Defense-GAN"]),
+        ]
+        for r in report["defense_gan"]
+    ]
     met = report["targets"]
     below = [eps for eps, yes in met["bpda_below_plain_attacks"].items() if yes]
     lines = [
@@ -358,10 +407,18 @@ def generative(report: dict) -> str:
 def surrogates(report: dict) -> str:
     """Per surrogate architecture: agreement, gradient cosine, boundary search by budget."""
     budgets = report["budgets"]
-    rows = [[r["architecture"], percent(r["agreement"]), number(r["gradient_cosine"]),
-             *(f"{number(p['median_l2_ratio_to_whitebox'])}× ({percent(p['success_rate'])})"
-               for p in r["budget_curve"])]
-            for r in report["architectures"]]  # fmt: skip
+    rows = [
+        [
+            r["architecture"],
+            percent(r["agreement"]),
+            number(r["gradient_cosine"]),
+            *(
+                f"{number(p['median_l2_ratio_to_whitebox'])}× ({percent(p['success_rate'])})"
+                for p in r["budget_curve"]
+            ),
+        ]
+        for r in report["architectures"]
+    ]
     header = ["surrogate", "agreement", "gradient cosine", *(f"{b} queries" for b in budgets)]
     return (
         "Surrogates of each architecture, trained on the same 1,000 answers of the black box "
@@ -419,8 +476,10 @@ def render_all(kept: dict[str, str] | None = None) -> str:
     for name, render in RENDERERS.items():
         path, heading = BENCH / f"{name}.json", f"### {TITLES[name]}"
         if not path.is_file():
-            parts.append(kept.get(heading) or f"{heading}\n\nNo `{path.relative_to(ROOT)}` yet: "
-                         f"run `benchmarks/{name}.py`.")  # fmt: skip
+            parts.append(
+                kept.get(heading)
+                or f"{heading}\n\nNo `{path.relative_to(ROOT)}` yet: run `benchmarks/{name}.py`."
+            )
             continue
         report = json.loads(path.read_text())
         parts.append(
@@ -443,9 +502,10 @@ def sections(block: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--readme", action="store_true",
+        "--readme",
+        action="store_true",
         help=f"write the tables into README.md between {START!r} and {END!r}",
-    )  # fmt: skip
+    )
     if not parser.parse_args().readme:
         print(render_all())
         return

@@ -23,7 +23,8 @@ from __future__ import annotations
 import common
 import torch
 
-from helpers import defences, evaluation, forward, metrics
+from helpers import defences, evaluation, metrics
+from helpers.attacks import forward
 
 EPSILONS = (0.1, 0.2, 0.3)
 
@@ -58,10 +59,16 @@ def attack(name: str, net, x, y, eps: float, args) -> float:
         result = forward.fgsm(net, x, y, eps=eps)  # pgd and bpda below: the nets differ
     else:
         result = forward.pgd(
-            net, x, y, eps=eps, step_size=0.01, num_steps=40, num_restarts=args.restarts,
+            net,
+            x,
+            y,
+            eps=eps,
+            step_size=0.01,
+            num_steps=40,
+            num_restarts=args.restarts,
             generator=torch.Generator(x.device).manual_seed(args.seed),
-        )  # fmt: skip
-    return forward.robust_accuracy(result)
+        )
+    return metrics.robust_accuracy(result)
 
 
 def cross_check(model, x, y, eps: float, device, repeats: int) -> dict:
@@ -100,8 +107,9 @@ def check_targets(models: dict, rows: list[dict], check: dict) -> dict[str, bool
     """The issue's targets, each True when this run meets it."""
     accuracy = {(r["model"], r["attack"], r["eps"]): r["accuracy"] for r in rows}
     speed = {name: peer["images_per_second"] for name, peer in check["peers"].items()}
-    bit_depth = [(accuracy[("bit_depth", "bpda", e)], accuracy[("bit_depth", "pgd", e)])
-                 for e in EPSILONS]  # fmt: skip
+    bit_depth = [
+        (accuracy[("bit_depth", "bpda", e)], accuracy[("bit_depth", "pgd", e)]) for e in EPSILONS
+    ]
     return {
         "standard: PGD-40 at 0.3 <= 5%": accuracy[("standard", "pgd", 0.3)] <= 0.05,
         "fgsm_rs: clean >= 93%": models["fgsm_rs"]["clean_accuracy"] >= 0.93,

@@ -7,7 +7,7 @@ Run from the repository root, in the project's environment:
     .venv/bin/python benchmarks/surrogates.py --architectures SurrogateCNN MLP LeNetBN
 
 The user's 1,000 pool images are labelled once through the black box (probabilities, 1,000
-label queries); a surrogate of each architecture of `models.ARCHITECTURES` (the course's
+label queries); a surrogate of each architecture of `architectures.ARCHITECTURES` (the course's
 SurrogateCNN, the provider's own SmallCNN, helpers.zoo's MLP, LeNetBN and SmallResNet, and an
 Ensemble of 4 SmallCNNs) is trained on those same answers for --surrogate-epochs, from the seed
 after the provider's (with the provider's own seed, a SmallCNN would start from the provider's
@@ -27,18 +27,17 @@ import curves
 import torch
 
 from helpers import (
+    architectures,
     attacks,
     blackbox,
-    boundary,
     engine,
     evaluation,
     geometry,
     metrics,
-    models,
     objectives,
     surrogate,
-    zoo,  # noqa: F401  (registers the zoo's architectures)
 )
+from helpers.attacks import boundary
 
 ARCHITECTURES = ("SurrogateCNN", "SmallCNN", "MLP", "LeNetBN", "SmallResNet", "Ensemble")
 
@@ -46,8 +45,9 @@ ARCHITECTURES = ("SurrogateCNN", "SmallCNN", "MLP", "LeNetBN", "SmallResNet", "E
 def gradient_cosine(model, net, mistakes, whitebox) -> float:
     """Median cosine of ``net``'s and the provider's gradients at the white-box end points."""
     point, y, other = whitebox.x_adv, mistakes.y, mistakes.y_pred
-    grads = [engine.objective_gradient(m, point, y, objectives.pair(other))[2]
-             for m in (model, net)]  # fmt: skip
+    grads = [
+        engine.objective_gradient(m, point, y, objectives.pair(other))[2] for m in (model, net)
+    ]
     cosine = (geometry.unit(grads[0]) * geometry.unit(grads[1])).flatten(1).sum(1)
     return cosine[whitebox.success].median().item()
 
@@ -70,31 +70,50 @@ def main() -> None:
         std = tuple(pool.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(args.seed + 1)  # not the provider's seed: see the docstring
-            net = models.ARCHITECTURES[name](dataset.image_shape, dataset.num_classes, mean, std)
+            build = architectures.classifier(name)
+            net = build(dataset.image_shape, dataset.num_classes, mean, std)
         net.to(device)
         surrogate.fit(net, pool, targets, num_epochs=args.surrogate_epochs, seed=args.seed + 1)
         net.eval()
         agreement = evaluation.predict_logits(net, check[0]).argmax(1) == check[1].argmax(1)
-        record = {"architecture": name, "label_queries": len(pool),
-                  "agreement": agreement.float().mean().item(),
-                  "gradient_cosine": gradient_cosine(model, net, mistakes, whitebox),
-                  "budget_curve": []}  # fmt: skip
+        record = {
+            "architecture": name,
+            "label_queries": len(pool),
+            "agreement": agreement.float().mean().item(),
+            "gradient_cosine": gradient_cosine(model, net, mistakes, whitebox),
+            "budget_curve": [],
+        }
         for budget in args.budgets:
             schedule = min(curves.SCHEDULE_QUERIES, budget)
-            result = boundary.explain(blackbox.BlackBox(model), net, mistakes.x, mistakes.y,
-                                      max_queries=schedule,
-                                      num_shrink_queries=budget - schedule)  # fmt: skip
+            result = boundary.explain(
+                blackbox.BlackBox(model),
+                net,
+                mistakes.x,
+                mistakes.y,
+                max_queries=schedule,
+                num_shrink_queries=budget - schedule,
+            )
             assert (result.queries <= budget).all()
             point = metrics.budget_record(name, budget, result, whitebox)
             record["budget_curve"].append(point)
         records.append(record)
-        print(f"{name:12} agreement {record['agreement']:.1%}  gradient cosine "
-              f"{record['gradient_cosine']:.2f}  " + "  ".join(
-                  f"{p['budget']} q: {p['median_l2_ratio_to_whitebox']:.2f}× "
-                  f"({p['success_rate']:.0%})" for p in record["budget_curve"]))  # fmt: skip
-    report = {"dataset": dataset.name, "device": str(device), "num_misclassified": len(mistakes),
-              "test_accuracy": metadata["test_accuracy"], "budgets": args.budgets,
-              "architectures": records}  # fmt: skip
+        print(
+            f"{name:12} agreement {record['agreement']:.1%}  gradient cosine "
+            f"{record['gradient_cosine']:.2f}  "
+            + "  ".join(
+                f"{p['budget']} q: {p['median_l2_ratio_to_whitebox']:.2f}× "
+                f"({p['success_rate']:.0%})"
+                for p in record["budget_curve"]
+            )
+        )
+    report = {
+        "dataset": dataset.name,
+        "device": str(device),
+        "num_misclassified": len(mistakes),
+        "test_accuracy": metadata["test_accuracy"],
+        "budgets": args.budgets,
+        "architectures": records,
+    }
     common.write_report(args.output, report)
 
 

@@ -6,7 +6,7 @@ creates it):
     .venv/bin/python benchmarks/whitebox.py                    # the course's model, bundled data
     .venv/bin/python benchmarks/whitebox.py --dataset mnist --device cuda --whole-test-set
 
-Ours are the white-box methods of the registry (helpers/registry.py) with their defaults, then
+Ours are the white-box methods of the table (helpers/attacks/__init__.py) with their defaults, then
 variants of them.
 
 Every method explains the same misclassified test images of the same model on the same device.
@@ -23,13 +23,13 @@ import common
 import torch
 from torch import nn
 
-from helpers import attacks, evaluation, metrics, registry, training
+from helpers import attacks, evaluation, metrics, training
 
 PAPER = metrics.PAPER_WHITEBOX
 REFERENCE_STEPS = 1000  # the default; --reference-steps changes it (e.g. for a smoke test)
 
 # ours: every registered white-box method with its defaults, then variants of them
-OURS = {f"ours: {m.label}": (m.name, {}) for m in registry.methods("white box")}
+OURS = {f"ours: {m.label}": (m.name, {}) for m in attacks.methods("white box")}
 OURS.update(
     {
         "ours: iterative L∞, 100 queries": ("iterative_linf", {"max_queries": 100}),
@@ -102,9 +102,12 @@ PEER_SETTINGS = {
     "adv-lib FMN-L2": lambda steps: {"norm": 2, "steps": steps, "targeted": True},
     # torchattacks' targeted PGD, L∞, at the L∞ budget MNIST papers use
     "torchattacks PGD (targeted)": lambda steps: {
-        "eps": 0.3, "alpha": 0.01, "steps": 40, "random_start": True
+        "eps": 0.3,
+        "alpha": 0.01,
+        "steps": 40,
+        "random_start": True,
     },
-}  # fmt: skip
+}
 
 
 def _run_peer(counted, x, y, name, reference_steps) -> torch.Tensor:
@@ -131,9 +134,12 @@ def main() -> None:
     )
     parser.add_argument("--reference-steps", type=int, default=REFERENCE_STEPS)
     parser.add_argument(
-        "--arch", nargs="+", default=["SmallCNN"], choices=[*ARCHITECTURES, "all"],
+        "--arch",
+        nargs="+",
+        default=["SmallCNN"],
+        choices=[*ARCHITECTURES, "all"],
         help="architectures, each trained from --seed on the bundled data (or loaded)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     lesson, model, metadata, mistakes = common.setup(args)
     names = ARCHITECTURES if "all" in args.arch else args.arch
@@ -141,9 +147,13 @@ def main() -> None:
     for arch in names:
         if arch != "SmallCNN":
             model, metadata = training.load_or_train(
-                lesson.dataset, lesson.path(f"cnn_{arch}"), seed=args.seed, device=lesson.device,
-                num_epochs=args.num_epochs, architecture=arch,
-            )  # fmt: skip
+                lesson.dataset,
+                lesson.path(f"cnn_{arch}"),
+                seed=args.seed,
+                device=lesson.device,
+                num_epochs=args.num_epochs,
+                architecture=arch,
+            )
             mistakes = evaluation.find_misclassified(model, lesson.dataset.test)
             mistakes = mistakes[: args.max_images].to(lesson.device)
         print(f"\n{arch}: {len(mistakes)} mistakes, accuracy {metadata['test_accuracy']:.2%}")

@@ -1,24 +1,23 @@
-"""Explanations through a black box: the provider's model answers queries and nothing else.
+"""The black box: the provider's model answers queries and nothing else.
 
-``BlackBox`` is the only way the end user touches the provider's model: it answers labels, or
-probabilities when asked, counts every image, refuses past its budget and never exposes
-gradients. ``explain`` runs a white-box method of ``helpers.attacks`` on a surrogate model
-(``helpers.surrogate``) and checks each candidate with one black-box query, on the same
-``helpers.engine`` as the white-box methods.
+``BlackBox`` is the only way the end user touches the provider's model in this process: it
+answers labels, or probabilities when asked, counts every image, refuses past its budget and
+never exposes gradients. Anything with the same interface (``check_black_box``), such as a
+client of a model served over HTTP, serves the black-box methods of ``helpers.attacks`` as well.
+``Answers`` presents a black box to the engine as a model whose logits are its answers.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from helpers import attacks, engine, objectives, registry, runtime, validation
-from helpers.engine import Model, Run
-from helpers.records import Explanation, Predictions
+from helpers import runtime, validation
+
+Model = Callable[[Tensor], Tensor]  # x (n, C, H, W) in [0, 1] -> logits (n, K)
+INTERFACE = ("labels", "probabilities", "queries", "queries_left", "answers_probabilities")
 
 
 class QueryBudgetExceeded(RuntimeError):
@@ -128,159 +127,16 @@ class Answers:
         return torch.nn.functional.one_hot(labels, self.num_classes).to(x.dtype).log()
 
 
-@dataclass(frozen=True)
-class Strategy:
-    """How ``explain`` spends the black box's queries on each image.
-
-    ``method`` (a white-box method name) with ``settings`` runs on the surrogate; its
-    explanation, at least ``min_radius`` away in L2, is the first candidate. After a miss the
-    next one is ``growth`` times farther from x along the surrogate's gradient of (logit of y
-    − logit of the class the black box just answered). After a hit, ``num_shrink_steps``
-    bisect toward x. ``max_queries`` bounds it all, per image.
-    """
-
-    method: str = "deepfool"
-    max_queries: int = 20
-    growth: float = 1.5
-    min_radius: float = 0.2
-    num_shrink_steps: int = 0
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        validation.check_choice(self.method, "method", attacks.METHODS)
-        validation.check_count(self.max_queries, "max_queries")
-        validation.check_positive(self.growth, "growth")
-        if self.growth <= 1:
-            raise ValueError(f"growth must be > 1, so each miss steps farther; got {self.growth}.")
-        validation.check_positive(self.min_radius, "min_radius")
-        validation.check_count(self.num_shrink_steps, "num_shrink_steps", minimum=0)
-
-    def but(self, **changes: Any) -> Strategy:
-        """A copy with ``changes``; names that are no field go to the surrogate's ``settings``."""
-        names = {f.name for f in fields(self)}
-        extra = {k: changes.pop(k) for k in list(changes) if k not in names}
-        return replace(self, **changes, settings={**self.settings, **extra})
+def check_black_box(black_box: object, name: str = "black_box") -> None:
+    """Check that ``black_box`` answers as a ``BlackBox`` does: ``labels(x)``,
+    ``probabilities(x)``, ``queries``, ``queries_left`` and ``answers_probabilities``."""
+    missing = [attribute for attribute in INTERFACE if not hasattr(black_box, attribute)]
+    if missing:
+        raise TypeError(
+            f"{name} must be a BlackBox or have its interface ({', '.join(INTERFACE)}); "
+            f"a {type(black_box).__name__} lacks {', '.join(missing)}. Wrap a model with "
+            "blackbox.BlackBox(model)."
+        )
 
 
-def explain(
-    black_box: BlackBox,
-    surrogate: Model,
-    x: Tensor | Predictions,
-    y: Tensor | None = None,
-    strategy: Strategy | None = None,
-    *,
-    index: Tensor | None = None,
-    **changes: Any,
-) -> Explanation:
-    """Explain the black box's mistakes on ``x`` with directions from the surrogate's gradients.
-
-    Args:
-        black_box: answers every candidate with one query, and the original images too (not
-            a query in the paper's sense, but an answer its budget pays for).
-        surrogate: a differentiable stand-in for the black box, x -> logits (n, K).
-        x (N, C, H, W) in [0, 1], y (N,): images and true labels, or a record.
-        strategy, changes: a ``Strategy`` (default ``Strategy()``) and changes to it.
-    Returns: an ``Explanation`` whose logits are the log of the black box's answers;
-        ``backward_passes`` is 0, since the black box gives no gradient. A budget that cannot
-        cover a round answers its first images (in the batch's order) and leaves the rest
-        unexplained; once spent, ``explain`` warns and returns what it found. ``queries``
-        counts candidates; ``forward_passes`` every answer, the originals' included.
-    """
-    if not isinstance(black_box, BlackBox):
-        raise TypeError(f"black_box must be a BlackBox, got {type(black_box).__name__}.")
-    x, y, from_record = attacks.unpack(x, y)
-    strategy = (strategy or Strategy()).but(**changes)
-    validation.check_images(x, "x")
-    validation.check_model(surrogate, x, "surrogate")
-    answers = Answers(black_box, _num_classes(surrogate, x))
-    index = from_record if index is None else index
-    with evaluating(surrogate), Run(answers, x, y, index=index, name="black box") as run:
-        x, answer = run.x, run.logits.argmax(1)  # (N,) the black box's latest answers
-        wrong = run.attacked.nonzero()[:, 0]
-        first = attacks.explain(surrogate, x[wrong], y[wrong], strategy.method, **strategy.settings)
-        point, radius = x.clone(), x.new_zeros(len(x))  # (N, C, H, W), (N,)
-        point[wrong], radius[wrong] = first.x_adv, first.l2.clamp(min=strategy.min_radius)
-        for _ in range(strategy.max_queries):
-            rows = run.active()
-            if len(rows) == 0 or run.exhausted:
-                break
-            candidate = _step_out(
-                surrogate, x[rows], point[rows], y[rows], answer[rows], radius[rows]
-            )
-            probe = run.query(candidate, rows)
-            rows = probe.rows
-            point[rows], answer[rows] = probe.x, probe.logits.argmax(1)
-            radius[rows] = torch.where(probe.reached, radius[rows], radius[rows] * strategy.growth)
-            run.keep(probe)
-        _shrink(run, strategy)
-        return run.finish(f"blackbox_{strategy.method}", _options(strategy))
-
-
-def _shrink(run: Run, strategy: Strategy) -> None:
-    """Bisect on the segment from x to each hit, keeping the closest candidate that works."""
-    low, high = run.x.new_zeros(len(run.x)), run.x.new_ones(len(run.x))  # t in x + t delta
-    delta = run.x_adv - run.x  # (N, C, H, W)
-    for _ in range(strategy.num_shrink_steps):
-        within = run.counter.queries < strategy.max_queries
-        rows = (run.attacked & run.success & within).nonzero()[:, 0]
-        if len(rows) == 0 or run.exhausted:
-            break
-        middle = (low[rows] + high[rows]) / 2
-        candidate = (run.x[rows] + middle[:, None, None, None] * delta[rows]).clamp(0, 1)
-        probe = run.query(candidate, rows)
-        rows, middle = probe.rows, middle[: len(probe.rows)]
-        high[rows] = torch.where(probe.reached, middle, high[rows])
-        low[rows] = torch.where(probe.reached, low[rows], middle)
-        run.keep(probe, probe.reached)
-
-
-def _options(strategy: Strategy) -> dict[str, Any]:
-    options = {f.name: getattr(strategy, f.name) for f in fields(strategy) if f.name != "settings"}
-    return {**options, **strategy.settings}
-
-
-def evaluating(model: Model):
-    """The surrogate in eval mode for the call (the engine warns about the provider's mode)."""
-    return runtime.eval_mode(model) if isinstance(model, nn.Module) else nullcontext()
-
-
-def _num_classes(surrogate: Model, x: Tensor) -> int:
-    if len(x) == 0:
-        return 2
-    with torch.no_grad(), evaluating(surrogate):
-        return validation.check_logits(surrogate(x[:1]), 1)
-
-
-def _step_out(
-    surrogate: Model, x: Tensor, point: Tensor, y: Tensor, other: Tensor, radius: Tensor
-) -> Tensor:
-    """Step from ``point`` (n, C, H, W) along the surrogate's gradient of z_y - z_other until
-    ``radius`` away from ``x`` in L2 (before clipping to [0, 1]); points already there stay."""
-    distance = (point - x).flatten(1).norm(dim=1)  # (n,)
-    short = distance < radius
-    if not short.any():
-        return point
-    objective = objectives.pair(other[short])
-    _, _, grad = engine.objective_gradient(surrogate, point[short], y[short], objective)
-    norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None, None]
-    step = (radius[short] - distance[short])[:, None, None, None] * grad / norm
-    stepped = point.clone()
-    stepped[short] = (point[short] + step).clamp(0, 1)
-    return stepped
-
-
-_GROWTH = (1.1, 3.0, 0.05)
-for _method in (
-    registry.Method("blackbox_deepfool", "surrogate DeepFool, step schedule", "black box",
-                    explain, "growth", _GROWTH, {"growth": 1.5}, ("black_box", "surrogate")),
-    registry.Method("blackbox_deepfool_shrink",
-                    "surrogate DeepFool, schedule + 3 shrink steps", "black box", explain,
-                    "growth", _GROWTH, {"growth": 1.5, "num_shrink_steps": 3},
-                    ("black_box", "surrogate")),
-    registry.Method("blackbox_iterative_l2", "surrogate iterative L2, step schedule",
-                    "black box", explain, "growth", _GROWTH,
-                    {"growth": 1.5, "method": "iterative_l2"}, ("black_box", "surrogate")),
-):  # fmt: skip
-    registry.register(_method)
-
-__all__ = ["BlackBox", "QueryBudgetExceeded", "Strategy", "explain"]
+__all__ = ["INTERFACE", "Answers", "BlackBox", "QueryBudgetExceeded", "check_black_box"]

@@ -40,9 +40,12 @@ class Course:
         """The provider's CNN (notebook 01): loaded if it was trained on this exact training
         split with this seed and number of epochs, else trained now and saved."""
         model, metadata = training.load_or_train(
-            self.dataset, self.path("cnn"), seed=self.seed, device=self.device,
+            self.dataset,
+            self.path("cnn"),
+            seed=self.seed,
+            device=self.device,
             num_epochs=self.num_epochs,
-        )  # fmt: skip
+        )
         print(f"The provider's CNN: test accuracy {metadata['test_accuracy']:.2%}.")
         self.metadata["cnn"] = metadata
         return model
@@ -57,28 +60,42 @@ class Course:
         generator = torch.Generator(self.device).manual_seed(self.seed)
         num_epochs = num_epochs or self.num_epochs
         model, metadata = training.load_or_train(
-            self.dataset, self.recipe_path(f"cnn_{defence}", settings, num_epochs),
-            seed=self.seed, device=self.device, num_epochs=num_epochs,
+            self.dataset,
+            self.recipe_path(f"cnn_{defence}", settings, num_epochs),
+            seed=self.seed,
+            device=self.device,
+            num_epochs=num_epochs,
             transform=defences.make_transform(defence, settings, generator),
             tags={"defence": defence, **settings},
-        )  # fmt: skip
+        )
         print(f"The {defence} CNN: test accuracy {metadata['test_accuracy']:.2%}.")
         self.metadata[f"cnn_{defence}"] = metadata
         return model
 
     def gan(
-        self, kind: str = "conditional", *, num_epochs: int, judge: nn.Module | None = None,
-        progress: bool = True, **settings: Any,
-    ) -> generators.GAN:  # fmt: skip
+        self,
+        kind: str = "conditional",
+        *,
+        num_epochs: int,
+        judge: nn.Module | None = None,
+        progress: bool = True,
+        **settings: Any,
+    ) -> generators.GAN:
         """A GAN of ``kind`` ("conditional" or "counterfactual", notebook 11) trained for
         ``num_epochs`` with ``settings`` (of ``generative.train``) and ``judge``: loaded if it
         matches (the judge's weights included), else trained now (with a progress bar unless
         ``progress`` is False) and saved."""
         gan, metadata = generative.load_or_train(
-            self.dataset, self.recipe_path(f"gan_{kind}", settings, num_epochs), kind=kind,
-            seed=self.seed, device=self.device, num_epochs=num_epochs, judge=judge,
-            progress=progress, **settings,
-        )  # fmt: skip
+            self.dataset,
+            self.recipe_path(f"gan_{kind}", settings, num_epochs),
+            kind=kind,
+            seed=self.seed,
+            device=self.device,
+            num_epochs=num_epochs,
+            judge=judge,
+            progress=progress,
+            **settings,
+        )
         print(f"The {kind} GAN took {metadata['seconds']:.0f} s to train.")
         self.metadata[f"gan_{kind}"] = metadata
         return gan
@@ -93,9 +110,13 @@ class Course:
         """The user's surrogate (notebook 04), trained on the pool through ``black_box`` with
         ``settings`` (keyword arguments of ``surrogate.train_surrogate``), or loaded."""
         model, metadata = surrogate.load_or_train(
-            self.dataset, self.path("surrogate"), seed=self.seed, device=self.device,
-            black_box=black_box, **settings,
-        )  # fmt: skip
+            self.dataset,
+            self.path("surrogate"),
+            seed=self.seed,
+            device=self.device,
+            black_box=black_box,
+            **settings,
+        )
         print(f"The user's surrogate cost {metadata['label_queries']} label queries.")
         self.metadata["surrogate"] = metadata
         return model

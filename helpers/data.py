@@ -120,6 +120,46 @@ def load_dataset(
     return _load_full(name, sizes, Path(root) if root is not None else DOWNLOADS, download, seed)
 
 
+def load_split(path: str | Path) -> Split:
+    """Your own images and labels from a file: a `.pt` holding a dict with tensors "x" and "y"
+    (read with `weights_only=True`), or an `.npz` holding arrays "x" and "y".
+
+    "x": (N, C, H, W) floats in [0, 1], or uint8 in 0-255 (divided by 255); "y": (N,) integer
+    classes. Anything else is refused with a message that names what is wrong.
+    """
+    path = Path(path)
+    if path.suffix not in (".pt", ".npz"):
+        raise ValueError(f"{path}: a split is read from a .pt or an .npz file, not {path.suffix!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix == ".npz":
+        with np.load(path) as arrays:
+            stored = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
+    else:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(stored, dict) or not {"x", "y"} <= set(stored):
+        found = sorted(stored) if isinstance(stored, dict) else type(stored).__name__
+        raise ValueError(f"{path} must hold 'x' (images) and 'y' (labels); found {found}")
+    x, y = stored["x"], stored["y"]
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    if not x.is_floating_point() or x.dim() != 4:
+        raise ValueError(
+            f"{path}: 'x' must be (N, C, H, W) floats in [0, 1] or uint8, got {x.dtype} of shape "
+            f"{tuple(x.shape)}; add the channel axis with x[:, None] for grayscale images."
+        )
+    if y.dtype.is_floating_point or y.dim() != 1 or len(y) != len(x):
+        raise ValueError(
+            f"{path}: 'y' must be {len(x)} integer labels (N,), got {y.dtype} of shape "
+            f"{tuple(y.shape)}."
+        )
+    if x.numel() and (x.min() < 0 or x.max() > 1 or not torch.isfinite(x).all()):
+        raise ValueError(
+            f"{path}: 'x' must hold pixels in [0, 1] (keep normalization in the model)"
+        )
+    return Split(x.float().contiguous(), y.long())
+
+
 def _check_sizes(sizes) -> tuple[int, int, int]:
     sizes = tuple(sizes)
     if len(sizes) != 3 or not all(isinstance(s, int) and s >= 1 for s in sizes):

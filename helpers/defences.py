@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from helpers import forward, generative, generators, runtime, validation
+from helpers import attacks, generative, generators, runtime, validation
 from helpers.training import Transform
 
 DEFENCES = ("standard", "noise", "fgsm_rs", "pgd")
@@ -49,11 +49,17 @@ def fgsm_random_start(eps: float, generator: torch.Generator | None = None) -> T
     """Wong et al.'s fast adversarial training: δ uniform in [−eps, eps], one signed step of
     1.25 eps, clipped to the ball and to [0, 1]; every image takes its step."""
     return adversarial(
-        lambda model, x, y: forward.pgd(
-            model, x, y, eps=eps, step_size=1.25 * eps, num_steps=1,
-            generator=generator, stop_at_success=False,
+        lambda model, x, y: attacks.forward.pgd(
+            model,
+            x,
+            y,
+            eps=eps,
+            step_size=1.25 * eps,
+            num_steps=1,
+            generator=generator,
+            stop_at_success=False,
         )
-    )  # fmt: skip
+    )
 
 
 def pgd_training(
@@ -64,11 +70,17 @@ def pgd_training(
 ) -> Transform:
     """Madry et al.'s PGD adversarial training: every batch replaced by its PGD examples."""
     return adversarial(
-        lambda model, x, y: forward.pgd(
-            model, x, y, eps=eps, step_size=step_size, num_steps=num_steps, generator=generator,
+        lambda model, x, y: attacks.forward.pgd(
+            model,
+            x,
+            y,
+            eps=eps,
+            step_size=step_size,
+            num_steps=num_steps,
+            generator=generator,
             stop_at_success=False,
         )
-    )  # fmt: skip
+    )
 
 
 class BitDepth(nn.Module):
@@ -103,8 +115,15 @@ class Purifier(nn.Module):
     so the defence is a function of its input). No gradient reaches the input through it: the
     projection is an inner optimization, not a layer."""
 
-    def __init__(self, gan: generators.GAN, *, num_steps: int = 50, num_restarts: int = 1,
-                 lr: float = 0.4, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        gan: generators.GAN,
+        *,
+        num_steps: int = 50,
+        num_restarts: int = 1,
+        lr: float = 0.4,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         validation.check_count(num_steps, "num_steps")
         validation.check_count(num_restarts, "num_restarts")

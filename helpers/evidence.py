@@ -56,7 +56,13 @@ def grad_cam(
     """
     validation.check_images(x, "x")
     validation.check_labels(target, len(x), device=x.device, name="target")
+    validation.check_count(batch_size, "batch_size")
     cam = LayerGradCam(model, find_layer(model, layer))
+    if len(x) == 0:  # nothing to map: no forward pass
+        return x.new_zeros(0, *x.shape[2:])
+    with torch.no_grad(), runtime.eval_mode(model):
+        num_classes = validation.check_logits(model(x[:1]), 1)
+    validation.check_labels(target, len(x), num_classes, name="target")
     maps = []
     with runtime.eval_mode(model):
         for rows in torch.arange(len(x), device=x.device).split(batch_size):
@@ -70,7 +76,7 @@ def grad_cam(
             fine = fine[:, 0].detach().clamp(min=0)  # bilinear weights keep it >= 0; rounding
             top = fine.flatten(1).amax(1).view(-1, 1, 1)
             maps.append(torch.where(top > 0, fine / top.clamp(min=1e-12), fine))
-    return torch.cat(maps) if maps else x.new_zeros(0, *x.shape[2:])
+    return torch.cat(maps)
 
 
 def ssim(a: Tensor, b: Tensor) -> Tensor:
@@ -91,28 +97,33 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
             f"maps must have shape (N, H, W) with H, W >= 11 (the Gaussian window is 11×11), "
             f"got {tuple(a.shape)}; upsample them to the image size first (grad_cam does)."
         )
+    for name, maps in (("a", a), ("b", b)):
+        if not torch.isfinite(maps).all():
+            bad = (~torch.isfinite(maps)).flatten(1).any(1).nonzero()[:, 0].tolist()
+            raise ValueError(
+                f"{name} holds NaN or infinite values in maps {bad[:10]}; a map of a model that "
+                "returned NaN has no similarity: repair or drop those images first."
+            )
     left, right = a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy()
     values = [
-        structural_similarity(p, q, gaussian_weights=True, sigma=1.5, K1=0.01, K2=0.03,
-                              use_sample_covariance=False, data_range=1.0)
+        structural_similarity(
+            p,
+            q,
+            gaussian_weights=True,
+            sigma=1.5,
+            K1=0.01,
+            K2=0.03,
+            use_sample_covariance=False,
+            data_range=1.0,
+        )
         for p, q in zip(left, right)
-    ]  # fmt: skip
+    ]
     return torch.tensor(np.asarray(values, dtype=np.float64), device=a.device)
 
 
 def nissim(a: Tensor, b: Tensor) -> Tensor:
     """(N,) normalized inverse SSIM, (1 - SSIM) / 2: 0 for identical maps, at most 1."""
     return (1 - ssim(a, b)) / 2
-
-
-def shift(
-    model: nn.Module, x: Tensor, x_adv: Tensor, layer: str, target: Tensor, target_adv: Tensor
-) -> Tensor:
-    """(N,) NISSIM between the Grad-CAM of ``target`` on ``x`` and of ``target_adv`` on
-    ``x_adv`` at ``layer`` (both (N,) classes): how far the heat map moved."""
-    if x_adv.shape != x.shape:
-        raise ValueError(f"x_adv {tuple(x_adv.shape)} must have x's shape {tuple(x.shape)}.")
-    return nissim(grad_cam(model, x, target, layer), grad_cam(model, x_adv, target_adv, layer))
 
 
 def mod_curves(
@@ -167,8 +178,10 @@ class Shift:
         """The fraction of the images in each category (empty batch: nan)."""
         total = max(len(self.category), 1)
         counts = torch.bincount(self.category, minlength=len(CATEGORIES))
-        return {name: counts[k].item() / total if len(self.category) else float("nan")
-                for k, name in enumerate(CATEGORIES)}  # fmt: skip
+        return {
+            name: counts[k].item() / total if len(self.category) else float("nan")
+            for k, name in enumerate(CATEGORIES)
+        }
 
 
 def promotion(logits: Tensor, logits_adv: Tensor, target: Tensor, left: Tensor) -> Shift:
@@ -181,8 +194,9 @@ def promotion(logits: Tensor, logits_adv: Tensor, target: Tensor, left: Tensor) 
     Returns: a ``Shift``.
     """
     if logits.shape != logits_adv.shape or logits.dim() != 2:
-        raise ValueError(f"logits {_shape(logits)} and logits_adv {_shape(logits_adv)} must "
-                         "both be (N, K).")  # fmt: skip
+        raise ValueError(
+            f"logits {_shape(logits)} and logits_adv {_shape(logits_adv)} must both be (N, K)."
+        )
     validation.check_labels(target, len(logits), logits.shape[1], logits.device, "target")
     validation.check_labels(left, len(logits), logits.shape[1], logits.device, "left")
     change = (logits_adv - logits).double()  # (N, K)
@@ -277,7 +291,6 @@ __all__ = [
     "nissim",
     "promotion",
     "sensitivity",
-    "shift",
     "ssim",
     "vid",
 ]

@@ -3,8 +3,9 @@ pickers agree. ``helpers.widgets.explore`` draws it; tests and benchmarks call i
 
 The explorer holds a record of misclassified images (``records.Predictions``) and the
 subjects the methods need (``model``; ``black_box`` and ``surrogate``). A mode is a kind of
-method in ``helpers.registry`` whose subjects were given; each view runs one registered method
-on one row of the record, and reads everything it shows from the result.
+method of the table (``attacks.METHODS``, or a table of one's own) whose subjects were given;
+each view runs one method of the table on one row of the record, and reads everything it shows
+from the result.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
-from helpers import blackbox, boundary, registry  # noqa: F401 (they register the black-box methods)
+from helpers import attacks
 from helpers.records import Explanation, Predictions
 
 MODES = ("white box", "black box")  # the kinds of method the explorer can offer
@@ -30,7 +31,7 @@ class View:
 
     index: int  # the image's row in the explorer's record
     mode: str
-    method: registry.Method
+    method: attacks.Method
     strength: float
     max_queries: int
     result: Explanation
@@ -65,21 +66,34 @@ class Explorer:
     Args:
         mistakes: the images to explain (at least one), their labels and the logits on them.
         classes: the class names, indexed by label.
+        methods: the table of methods to offer (default ``attacks.METHODS``; add a row of your
+            own to try a method of yours).
         subjects: ``model=`` for the white box; ``black_box=`` and ``surrogate=`` for the
             black box. The modes offered are those whose subjects are all given.
     """
 
-    def __init__(self, mistakes: Predictions, classes: Sequence[str], **subjects: Any) -> None:
+    def __init__(
+        self,
+        mistakes: Predictions,
+        classes: Sequence[str],
+        *,
+        methods: tuple[attacks.Method, ...] = attacks.METHODS,
+        **subjects: Any,
+    ) -> None:
         if not isinstance(mistakes, Predictions) or len(mistakes) == 0:
             raise ValueError(
                 "mistakes must be a non-empty record of images, e.g. "
                 "evaluation.find_misclassified(model, dataset.test)"
             )
         self.mistakes, self.classes, self.subjects = mistakes, classes, subjects
+        for method in methods:
+            if not isinstance(method, attacks.Method):
+                raise TypeError(f"methods must hold attacks.Method rows, got {method!r}")
         self.modes = {
-            mode: methods
+            mode: of_mode
             for mode in MODES
-            if (methods := registry.methods(mode)) and set(methods[0].needs) <= set(subjects)
+            if (of_mode := attacks.methods(mode, methods))
+            and set(of_mode[0].needs) <= set(subjects)
         }
         if not self.modes:
             raise ValueError(
@@ -89,7 +103,7 @@ class Explorer:
         self.pairs = [(int(t), int(p)) for t, p in zip(mistakes.y, mistakes.y_pred)]
         self.replays: dict[tuple[str, int], Any] = {}  # (method, max_queries) -> its replay
 
-    def method(self, mode: str, label: str) -> registry.Method:
+    def method(self, mode: str, label: str) -> attacks.Method:
         """The method of ``mode`` whose label is ``label``."""
         labels = [method.label for method in self.modes[mode]]
         if label not in labels:
@@ -128,15 +142,18 @@ class Explorer:
             result = method(row.x, row.y, index=row.index, **self.subjects, **settings)
         return View(index, mode, method, strength, max_queries, result, self._text(result))
 
-    def _replay(self, method: registry.Method, max_queries: int) -> Any:
+    def _replay(self, method: attacks.Method, max_queries: int) -> Any:
         """``method``'s replay on every image with this budget: run once, then kept."""
         key = (method.name, max_queries)
         if key not in self.replays:
             mistakes = self.mistakes
             self.replays[key] = method.replayable(
-                mistakes.x, mistakes.y, index=mistakes.index, max_queries=max_queries,
+                mistakes.x,
+                mistakes.y,
+                index=mistakes.index,
+                max_queries=max_queries,
                 **self.subjects,
-            )  # fmt: skip
+            )
         return self.replays[key]
 
     def _text(self, result: Explanation) -> str:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from helpers import generators, models, records, runtime, training, validation
+from helpers import checkpoints, engine, generators, records, runtime, training, validation
 from helpers.data import Dataset, Split
 
 # (x, y, generator) -> fakes, the class each should pass for, the generator's extra loss
@@ -95,17 +95,28 @@ def train(
         return fake, target, loss
 
     with _frozen(judge) if judge is not None else contextlib.nullcontext():
-        return _train_pair(gan, split, fakes, num_epochs=num_epochs, batch_size=batch_size,
-                           lr=lr, generator=generator, progress=progress)  # fmt: skip
+        return _train_pair(
+            gan,
+            split,
+            fakes,
+            num_epochs=num_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            generator=generator,
+            progress=progress,
+        )
 
 
-def _train_pair(gan, split, fakes: Fakes, *, num_epochs, batch_size, lr, generator,
-                progress) -> GanHistory:  # fmt: skip
+def _train_pair(
+    gan, split, fakes: Fakes, *, num_epochs, batch_size, lr, generator, progress
+) -> GanHistory:
     """The one loop: a discriminator step on real and fake images, then a generator step."""
     device, fake_class = runtime.model_device(gan), gan.num_classes
     betas = (0.5, 0.999)  # DCGAN's
-    optimizers = [torch.optim.Adam(part.parameters(), lr=lr, betas=betas)
-                  for part in (gan.discriminator, gan.generator)]  # fmt: skip
+    optimizers = [
+        torch.optim.Adam(part.parameters(), lr=lr, betas=betas)
+        for part in (gan.discriminator, gan.generator)
+    ]
     history = GanHistory()
     bar = training.progress_bar(num_epochs * -(-len(split) // batch_size), gan.kind, progress)
     with training.seeded(generator, device):
@@ -130,8 +141,11 @@ def _train_pair(gan, split, fakes: Fakes, *, num_epochs, batch_size, lr, generat
             history.discriminator_loss.append(sums[0] / len(split))
             history.generator_loss.append(sums[1] / len(split))
             history.real_accuracy.append(sums[2] / len(split))
-            bar.set_postfix(epoch=epoch + 1, d_loss=history.discriminator_loss[-1],
-                            g_loss=history.generator_loss[-1])  # fmt: skip
+            bar.set_postfix(
+                epoch=epoch + 1,
+                d_loss=history.discriminator_loss[-1],
+                g_loss=history.generator_loss[-1],
+            )
     bar.close()
     gan.eval()
     return history
@@ -174,22 +188,29 @@ def load_or_train(
     expected = training.expected_metadata(
         dataset, seed=seed, num_epochs=num_epochs, architecture=f"GAN:{kind}"
     )
-    expected.update(settings, judge=models.fingerprint(judge) if judge is not None else None)
+    expected.update(settings, judge=checkpoints.fingerprint(judge) if judge is not None else None)
 
     def build() -> tuple[nn.Module, dict[str, Any]]:
         print(f"Training a {kind} GAN for {num_epochs} epoch(s).")
         with torch.random.fork_rng(devices=[]):  # the weights' init must not touch the RNG
             torch.manual_seed(seed)
-            gan = generators.GAN(dataset.image_shape, dataset.num_classes, dataset.mean,
-                                 dataset.std, kind=kind).to(device)  # fmt: skip
+            gan = generators.GAN(
+                dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std, kind=kind
+            ).to(device)
         start = time.perf_counter()
-        history = train(gan, dataset.train, num_epochs=num_epochs, judge=judge,
-                        generator=torch.Generator().manual_seed(seed), progress=progress,
-                        **settings)  # fmt: skip
+        history = train(
+            gan,
+            dataset.train,
+            num_epochs=num_epochs,
+            judge=judge,
+            generator=torch.Generator().manual_seed(seed),
+            progress=progress,
+            **settings,
+        )
         seconds = time.perf_counter() - start
         return gan, {**expected, "seconds": seconds, "history": vars(history)}
 
-    gan, metadata = models.load_or_build(path, expected=expected, build=build, device=device)
+    gan, metadata = checkpoints.load_or_build(path, expected=expected, build=build, device=device)
     return gan, metadata  # type: ignore[return-value]
 
 
@@ -200,31 +221,27 @@ def counterfactuals(
     """The counterfactual of each image toward its true class y, checked by ``model``: an
     ``Explanation`` whose ``x_adv`` is G(x, y) (``success``: ``model`` answers y there).
     With ``max_queries`` > 1, an image the model does not yet read as y is passed through the
-    generator again, G(G(x, y), y), and so on: one query of ``model`` per pass."""
-    if gan.kind != "counterfactual":
-        raise TypeError(f"counterfactuals need a counterfactual GAN, got a {gan.kind} one")
+    generator again, G(G(x, y), y), and so on: one query of ``model`` per pass, counted and
+    bounded by the engine's ``Run`` as every method's are."""
+    if not isinstance(gan, generators.GAN) or gan.kind != "counterfactual":
+        kind = gan.kind if isinstance(gan, generators.GAN) else type(gan).__name__
+        raise TypeError(f"counterfactuals need a counterfactual GAN, got a {kind} one")
+    if not isinstance(mistakes, records.Predictions):
+        raise TypeError(
+            f"mistakes must be a record of images, got {type(mistakes).__name__}; pass "
+            "evaluation.find_misclassified(model, split)."
+        )
     validation.check_images(mistakes.x, "mistakes.x")
     validation.check_labels(mistakes.y, len(mistakes), gan.num_classes, name="mistakes.y")
     validation.check_count(max_queries, "max_queries")
-    x_adv, y = mistakes.x.clone(), mistakes.y
-    logits_adv = mistakes.logits.clone()
-    queries = torch.zeros(len(mistakes), dtype=torch.int64, device=y.device)
-    with runtime.eval_mode(gan), runtime.eval_mode(model):
-        for _ in range(max_queries):
-            rows = (logits_adv.argmax(1) != y).nonzero()[:, 0]  # not yet read as y
-            if len(rows) == 0:
-                break
-            x_adv[rows] = torch.cat([gan.generator(part, y[part_rows]) for part, part_rows in
-                                     zip(x_adv[rows].split(500), rows.split(500))])  # fmt: skip
-            logits_adv[rows] = torch.cat([model(part) for part in x_adv[rows].split(500)])
-            queries[rows] += 1
-    return records.Explanation(
-        **{name: getattr(mistakes, name) for name in ("index", "x", "y", "logits")},
-        x_adv=x_adv, logits_adv=logits_adv, attacked=mistakes.y_pred != y,
-        success=logits_adv.argmax(1) == y, queries=queries, forward_passes=queries + 1,
-        backward_passes=torch.zeros_like(queries), method="gan_counterfactual",
-        settings={"max_queries": max_queries},
-    )  # fmt: skip
+    x, y, index = mistakes.x, mistakes.y, mistakes.index
+    run = engine.Run(model, x, y, index=index, max_queries=max_queries)
+    with runtime.eval_mode(gan), torch.no_grad(), run:
+        while len(rows := run.active()):  # not yet read as y, with a query left
+            parts = zip(run.x_adv[rows].split(500), run.y[rows].split(500))
+            candidate = torch.cat([gan.generator(part, part_y) for part, part_y in parts])
+            run.keep(run.query(candidate, rows))
+        return run.finish("gan_counterfactual", {"max_queries": max_queries})
 
 
 @torch.no_grad()
@@ -246,9 +263,16 @@ class Projection:
     error: Tensor
 
 
-def project(gan: generators.GAN, x: Tensor, *, num_steps: int = 50, num_restarts: int = 1,
-            lr: float = 0.4, generator: torch.Generator | None = None,
-            batch_size: int = 100) -> Projection:  # fmt: skip
+def project(
+    gan: generators.GAN,
+    x: Tensor,
+    *,
+    num_steps: int = 50,
+    num_restarts: int = 1,
+    lr: float = 0.4,
+    generator: torch.Generator | None = None,
+    batch_size: int = 100,
+) -> Projection:
     """Defense-GAN's projection: min over z and class of ||G(z, class) − x||², by ``num_steps``
     Adam steps from ``num_restarts`` random starts for each of the K classes (K × restarts
     codes per image, all batched); the best code of each image wins. x (N, C, H, W) in [0, 1]."""
@@ -259,14 +283,19 @@ def project(gan: generators.GAN, x: Tensor, *, num_steps: int = 50, num_restarts
     validation.check_count(num_restarts, "num_restarts")
     validation.check_positive(lr, "lr")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    # the same starts for every image (its projection never depends on its batch), drawn
-    shape = (gan.num_classes, gan.latent_size)  # restart by restart: the first is the single one
+    # The same starts for every image, so that its projection never depends on its batch,
+    # drawn restart by restart: the first restart's starts are those of a single restart.
+    shape = (gan.num_classes, gan.latent_size)  # (K, D)
     starts = torch.stack([torch.randn(shape, generator=generator) for _ in range(num_restarts)])
-    starts, x = starts[:, None].expand(-1, len(x), -1, -1).to(x.device), x.detach()  # (R,N,K,D)
-    parts = [_project(gan, x[i : i + batch_size], starts[:, i : i + batch_size], num_steps, lr)
-             for i in range(0, len(x), batch_size)]  # fmt: skip
-    return Projection(*(torch.cat([getattr(p, name) for p in parts])
-                        for name in ("x", "z", "y", "error")))  # fmt: skip
+    starts = starts[:, None].expand(-1, len(x), -1, -1).to(x.device)  # (R, N, K, D)
+    x = x.detach()
+    parts = [
+        _project(gan, x[i : i + batch_size], starts[:, i : i + batch_size], num_steps, lr)
+        for i in range(0, len(x), batch_size)
+    ]
+    return Projection(
+        *(torch.cat([getattr(p, name) for p in parts]) for name in ("x", "z", "y", "error"))
+    )
 
 
 def _project(gan, x: Tensor, starts: Tensor, num_steps: int, lr: float) -> Projection:

@@ -2,8 +2,8 @@
 counterfactual generator, and a discriminator that is also a (K + 1)-way classifier.
 
 A ``GAN`` holds one generator and its discriminator, and keeps their settings in ``config``, so
-`models.save_checkpoint` and `models.load_checkpoint` round-trip the pair as one file. Importing
-this module registers it in `models.GENERATIVE`. Images are (N, C, H, W) in [0, 1] in and out.
+`checkpoints.save` and `checkpoints.load` round-trip the pair as one file (`helpers.architectures`
+lists it). Images are (N, C, H, W) in [0, 1] in and out.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ class ConditionalGenerator(nn.Module):
         width (channels of the last hidden layer).
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, latent_size: int,
-                 width: int) -> None:  # fmt: skip
+    def __init__(
+        self, image_shape: tuple[int, int, int], num_classes: int, latent_size: int, width: int
+    ) -> None:
         super().__init__()
         channels, height, width_px = image_shape
         self.num_classes, self.latent_size = num_classes, latent_size
@@ -155,10 +156,16 @@ class GAN(nn.Module):
         if image_shape[1] % 4 or image_shape[2] % 4:
             raise ValueError(f"image_shape={image_shape}: H and W must be divisible by 4")
         self.kind, self.num_classes, self.latent_size = kind, num_classes, latent_size
-        self.config = {"image_shape": list(image_shape), "num_classes": num_classes,
-                       "mean": list(mean), "std": list(std), "kind": kind,
-                       "latent_size": latent_size, "width": width,
-                       "discriminator_width": discriminator_width}  # fmt: skip
+        self.config = {
+            "image_shape": list(image_shape),
+            "num_classes": num_classes,
+            "mean": list(mean),
+            "std": list(std),
+            "kind": kind,
+            "latent_size": latent_size,
+            "width": width,
+            "discriminator_width": discriminator_width,
+        }
         if kind == "conditional":
             self.generator = ConditionalGenerator(image_shape, num_classes, latent_size, width)
         else:
@@ -176,6 +183,3 @@ class GAN(nn.Module):
         drawn_on = generator.device if generator is not None else device
         z = torch.randn(len(y), self.latent_size, generator=generator, device=drawn_on)
         return self.generator(z.to(device), y.to(device))
-
-
-models.GENERATIVE.update({"GAN": GAN})

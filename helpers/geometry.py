@@ -1,18 +1,16 @@
-"""Pure, batched geometry for the attacks' steps: no model, no queries.
+"""Pure, batched geometry that more than one attack uses: no model, no queries.
 
-``project_to_halfspace`` and ``project_to_polytope`` find the point of the [0, 1] box nearest
-to an anchor where one or several linearized margins are non-negative; ``next_step_scale`` and
-``curvature_scale`` say how far DeepFool's next step goes along its linear step, from what the
-last step did; ``direction``, ``project_to_ball`` and ``random_in_ball`` serve gradient steps
-that stay in an L∞ or L2 ball; ``unit``, ``content_weights`` and ``weighted_directions`` serve
-the label-only boundary search.
+``project_to_halfspace``, ``project_to_polytope`` and ``boundary_point`` find the point of the
+[0, 1] box nearest to an anchor where one or several linearized margins are non-negative
+(DeepFool's steps and the refinement); ``direction``, ``project_to_ball`` and
+``random_in_ball`` serve gradient steps that stay in an L∞ or L2 ball (the iterative methods,
+FGSM and PGD); ``unit`` scales directions to unit length.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-LINE_SEARCH_STEPS = 16  # halvings of a Newton step tried before giving up on it
+_LINE_SEARCH_STEPS = 16  # halvings of a Newton step tried before giving up on it
 TINY = 1e-4  # extra L2 distance past a linearized boundary, so that a tie is not a target
 
 
@@ -86,7 +84,7 @@ def _project_by_newton(
         trial, full = mu.clone(), torch.zeros_like(value, dtype=torch.bool)
         new_w, new_slack, new_value = w.clone(), slack.clone(), value.clone()
         rows, length = torch.arange(len(mu), device=mu.device), 1.0
-        for _ in range(LINE_SEARCH_STEPS):
+        for _ in range(_LINE_SEARCH_STEPS):
             step = (mu[rows] + length * newton[rows]).clamp(0, cap)  # (r, m)
             w_r, slack_r, value_r = _evaluate(anchor[rows], unit[rows], level[rows], step)
             decrease = ((step - mu[rows]) * slack[rows]).sum(1)  # (r,) <= 0
@@ -142,70 +140,6 @@ def project_to_halfspace(anchor: Tensor, grad: Tensor, bound: Tensor) -> Tensor:
     return torch.where(moving, (anchor + lam[:, None] * grad).clamp(0, 1), anchor)
 
 
-def next_step_scale(
-    scale: Tensor,
-    failures: Tensor,
-    base: float,
-    margin: Tensor,
-    linear: Tensor,
-    margin_new: Tensor,
-    *,
-    max_scale: float = 2.0,
-    min_efficiency: float = 0.1,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """How far each image's next DeepFool step goes, as a multiple of its linear step.
-
-    Args:
-        scale: (n,) the last step's multiple; failures: (n,) int64, steps in a row that did
-            not raise the margin before it; base: 1 + the first step's overshoot.
-        margin, linear, margin_new: (n,) the margin where the step started, the margin its
-            linearization predicted at the candidate, and the margin the model gave there.
-    Returns: ``scale`` (n,), ``failures`` (n,) and ``improved`` (n,) bool. After a step that
-        raised the margin by a fraction rho of the predicted gain, the next one (from the
-        candidate) is ``base`` / rho, within [base, max_scale]: the curvature is likely to
-        persist. After one that did not, the next leaves from the same point, 1/2, 2, 1/4,
-        4, ... times the first multiple that failed: shorter in case the step ran past a bend,
-        longer in case it was too short to tell, so that no image stalls on one length.
-    """
-    improved = margin_new > margin
-    predicted = linear - margin  # (n,)
-    rho = torch.where(predicted > 0, (margin_new - margin) / predicted.clamp(min=1e-30), 1.0)
-    grown = (base / rho.clamp(min=min_efficiency)).clamp(base, max_scale)
-    tries = failures + 1
-    exponent = torch.where(tries % 2 == 1, -tries, tries).to(scale.dtype)
-    bracketed = scale * 2.0**exponent
-    return (
-        torch.where(improved, grown, bracketed),
-        torch.where(improved, 0, tries),
-        improved,
-    )
-
-
-def step_curvature(margin: Tensor, linear: Tensor, margin_new: Tensor, distance: Tensor) -> Tensor:
-    """Second derivative of the margin along the last step, if the margin bends down, else 0.
-
-    Args: (n,) each: the margin where the step started, its linear prediction and the model's
-    margin at the candidate, and the L2 length of the step. A parabola through the start, with
-    the start's slope, reaches ``margin_new`` with this curvature; returns (n,) <= 0.
-    """
-    return (2 * (margin_new - linear) / distance.clamp(min=1e-30) ** 2).clamp(max=0)
-
-
-def curvature_scale(
-    margin: Tensor, distance: Tensor, curvature: Tensor, *, max_scale: float = 3.0
-) -> Tensor:
-    """How much longer than its linear step (``distance`` to where the linearized ``margin``
-    reaches 0) a step must be for the parabola of that ``curvature`` to reach 0.
-
-    Args: (n,) each; ``margin`` < 0 and ``curvature`` <= 0 (from ``step_curvature``).
-    Returns: (n,) in [1, 2] where the parabola reaches 0 (2 where it just touches it), and
-        ``max_scale`` where it bends down before reaching it.
-    """
-    bend = 2 * (-curvature) * distance**2 / (-margin).clamp(min=1e-30)  # (n,) >= 0
-    reaches = 2 / (1 + (1 - bend).clamp(min=0).sqrt())
-    return torch.where(bend <= 1, reaches, max_scale)
-
-
 def boundary_point(point: Tensor, grad: Tensor, value: Tensor, anchor: Tensor) -> Tensor:
     """Nearest point to ``anchor`` (n, C, H, W) in the box where the margin, ``value`` (n,) with
     gradient ``grad`` (n, C, H, W) at ``point`` (n, C, H, W), linearized, reaches TINY·|grad|."""
@@ -242,36 +176,13 @@ def unit(v: Tensor) -> Tensor:
     return v / v.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *[1] * (v.dim() - 1))
 
 
-def content_weights(x: Tensor, radius: int = 2, floor: float = 0.05) -> Tensor:
-    """(n, C, H, W) where random directions around each image x (n, C, H, W) should vary: how
-    far each pixel departs from the image's median, spread over ``radius`` pixels and scaled to
-    at most 1, plus ``floor`` everywhere. A minimal change to a digit lies on and beside its
-    strokes; directions so weighted find it with fewer probes than uniform ones."""
-    content = (x - x.flatten(1).median(1).values[:, None, None, None]).abs().amax(1, keepdim=True)
-    spread = F.max_pool2d(content, 2 * radius + 1, stride=1, padding=radius)  # (n, 1, H, W)
-    spread = spread / spread.flatten(1).amax(1).clamp(min=TINY)[:, None, None, None]
-    return (spread + floor).expand_as(x)
-
-
-def weighted_directions(weights: Tensor, num: int, generator: torch.Generator) -> Tensor:
-    """(n, num, C, H, W) random unit directions, each pixel's Gaussian scaled by its weight in
-    ``weights`` (n, C, H, W) (``content_weights``)."""
-    noise = torch.randn((len(weights), num, *weights.shape[1:]), generator=generator)
-    return unit((noise.to(weights) * weights[:, None]).flatten(0, 1)).unflatten(0, (-1, num))
-
-
 __all__ = [
     "TINY",
     "boundary_point",
-    "content_weights",
-    "curvature_scale",
     "direction",
-    "next_step_scale",
     "project_to_ball",
     "project_to_halfspace",
     "project_to_polytope",
     "random_in_ball",
-    "step_curvature",
     "unit",
-    "weighted_directions",
 ]

@@ -86,9 +86,12 @@ def out_of_fold_scores(
         held = (fold == k).nonzero()[:, 0]
         seen = Split(train.x[fold != k], train.y[fold != k])
         model, _, _ = training.train_new_cnn(
-            replace(dataset, train=seen), num_epochs=num_epochs, seed=seed + k, device=device,
+            replace(dataset, train=seen),
+            num_epochs=num_epochs,
+            seed=seed + k,
+            device=device,
             progress=progress,
-        )  # fmt: skip
+        )
         result = explain_given(model, train.x[held], train.y[held], method)
         explanation[held], logits = result
         loss[held] = F.cross_entropy(logits, train.y[held], reduction="none")

@@ -48,6 +48,13 @@ def summarize(result: Explanation) -> dict[str, float]:
     }
 
 
+def robust_accuracy(result: Explanation) -> float:
+    """Fraction of the images a model still gets right after a forward attack: those it got
+    right (attacked) that the attack did not fool; images it got wrong to begin with count as
+    wrong."""
+    return (result.attacked & ~result.success).float().mean().item()
+
+
 def summary_markdown(
     results: dict[str, Explanation], references: tuple[Reference, ...] = ()
 ) -> str:
@@ -145,15 +152,16 @@ def budget_record(method: str, budget: int, result: Explanation, whitebox: Expla
     return {
         "method": method,
         "budget": budget,
-        "success_rate": result.success.float().mean().item(),
+        "success_rate": result.success_rate,
         "median_l2_ratio_to_whitebox": ratio,
         "median_cosine": cosine.median().item() if both.any() else nan,
         "mean_queries": result.queries.double().mean().item(),
     }
 
 
-def label_record(pool_size: int, jacobian: bool, label_queries: int, agreement: float | None,
-                 result: Explanation) -> dict:  # fmt: skip
+def label_record(
+    pool_size: int, jacobian: bool, label_queries: int, agreement: float | None, result: Explanation
+) -> dict:
     """One point of a label curve: a surrogate trained from ``pool_size`` unlabelled images
     (with Jacobian augmentation or not) at a cost of ``label_queries``, its ``agreement`` with
     the black box, and the success and mean queries of ``result``, the black-box explanation
@@ -177,6 +185,7 @@ __all__ = [
     "auroc",
     "budget_record",
     "label_record",
+    "robust_accuracy",
     "similarity",
     "summarize",
     "summary_markdown",

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent  # the repository (a clone, or an editable install)
+T = TypeVar("T")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -62,14 +64,23 @@ def artifacts_dir() -> Path:
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put `model` in eval mode for the block, then restore the mode it had."""
-    was_training = model.training
+def eval_mode(model: T) -> Iterator[T]:
+    """Put `model` in eval mode for the block, then give every submodule back the mode it had.
+
+    Module by module, not `model.train(was_training)`: a model in training mode whose BatchNorm
+    layers the user froze with `.eval()` keeps them frozen. A model that is no `nn.Module` (a
+    plain function of x) has no mode and is left alone.
+    """
+    if not isinstance(model, nn.Module):
+        yield model
+        return
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
 
 
 def model_device(model: nn.Module) -> torch.device:

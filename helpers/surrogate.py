@@ -19,7 +19,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from helpers import engine, evaluation, models, objectives, runtime, training, validation, zoo
+from helpers import (
+    architectures,
+    checkpoints,
+    engine,
+    evaluation,
+    models,
+    objectives,
+    runtime,
+    training,
+    validation,
+)
 from helpers.blackbox import BlackBox
 from helpers.data import Dataset, Split
 
@@ -68,11 +78,11 @@ def new_surrogate(
     num_members: int = 1,
     **config: Any,
 ) -> models.Classifier:
-    """A fresh model of ``architecture`` (a name in `models.ARCHITECTURES`; an `Ensemble` of
+    """A fresh model of ``architecture`` (a name of `architectures.classifiers()`; an `Ensemble` of
     ``num_members`` of them if more than one) normalized with the statistics of the user's
     images ``x_pool``; its weights come from ``seed``, and the global random state is left
     alone."""
-    validation.check_choice(architecture, "architecture", sorted(models.ARCHITECTURES))
+    architectures.classifier(architecture)  # a clear error for an unknown name
     validation.check_count(num_members, "num_members")
     mean = tuple(x_pool.mean(dim=(0, 2, 3)).tolist())
     std = tuple(x_pool.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
@@ -81,7 +91,8 @@ def new_surrogate(
         architecture = "Ensemble"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return models.ARCHITECTURES[architecture](image_shape, num_classes, mean, std, **config)
+        build = architectures.classifier(architecture)
+        return build(image_shape, num_classes, mean, std, **config)
 
 
 def jacobian_augment(model: nn.Module, x: Tensor, y: Tensor, step_size: float) -> Tensor:
@@ -133,7 +144,7 @@ def train_surrogate(
             ``jacobian_augment`` and labels the new images, so the total is num_seed·2^rounds.
         probabilities: train on the black box's probabilities instead of its labels.
         num_epochs: passes over the set in each round; every round retrains from the same start.
-        architecture: a name in `models.ARCHITECTURES`, or several: each is trained on 80% of
+        architecture: a name of `architectures.classifiers()`, or several: each is trained on 80% of
             the labelled pool images and the one that agrees best with the black box on the
             other 20% is kept (``Surrogate.candidates``), then trained on them all.
         num_members: more than 1 trains an `Ensemble` of that many, each on its own.
@@ -149,13 +160,15 @@ def train_surrogate(
     validation.check_count(num_members, "num_members")
     names = [architecture] if isinstance(architecture, str) else list(architecture) or [""]
     for name in names:
-        validation.check_choice(name, "architecture", sorted(models.ARCHITECTURES))
+        architectures.classifier(name)
     _check_step_size(step_size)
     if num_seed > len(x_pool):
         raise ValueError(f"num_seed={num_seed} exceeds the {len(x_pool)} images of x_pool.")
     if len(names) > 1 and num_seed < 5:
-        raise ValueError(f"choosing among {names} holds out a fifth of the {num_seed} labelled "
-                         "images: label at least 5 (num_seed).")  # fmt: skip
+        raise ValueError(
+            f"choosing among {names} holds out a fifth of the {num_seed} labelled "
+            "images: label at least 5 (num_seed)."
+        )
     planned, left = num_seed * 2**num_rounds, black_box.queries_left
     if left is not None and planned > left:
         raise ValueError(
@@ -192,13 +205,24 @@ def train_surrogate(
         model = train_round()
     settings = dict(num_seed=num_seed, num_rounds=num_rounds, step_size=step_size)
     settings.update(probabilities=probabilities, num_epochs=num_epochs, batch_size=batch_size)
-    settings.update(architecture=architecture if isinstance(architecture, str) else names,
-                    num_members=num_members, chosen=chosen)  # fmt: skip
+    settings.update(
+        architecture=architecture if isinstance(architecture, str) else names,
+        num_members=num_members,
+        chosen=chosen,
+    )
     return Surrogate(model, x, targets, black_box.queries - start, rounds, settings, candidates)
 
 
-def _held_out(names: list[str], x: Tensor, targets: Tensor, x_pool: Tensor, num_classes: int,
-              seed: int, num_epochs: int, batch_size: int) -> dict[str, float]:  # fmt: skip
+def _held_out(
+    names: list[str],
+    x: Tensor,
+    targets: Tensor,
+    x_pool: Tensor,
+    num_classes: int,
+    seed: int,
+    num_epochs: int,
+    batch_size: int,
+) -> dict[str, float]:
     """Each architecture's agreement with ``targets`` on a held-out fifth of ``x``, trained on
     the rest ({} for one name: nothing to choose)."""
     if len(names) == 1:
@@ -229,22 +253,34 @@ def fit(
     """Train ``model`` in place on images ``x`` (M, C, H, W) and the black box's labels (M,)
     or probabilities (M, K), with ``training.train``; the batch order comes from ``seed`` (an
     `Ensemble`'s members are trained one by one, member i with ``seed + i``)."""
-    if isinstance(model, zoo.Ensemble):
+    if isinstance(model, architectures.Ensemble):
         for i, member in enumerate(model.members):
-            fit(member, x, targets, num_epochs=num_epochs, batch_size=batch_size, lr=lr,
-                seed=seed + i)  # fmt: skip
+            fit(
+                member,
+                x,
+                targets,
+                num_epochs=num_epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed + i,
+            )
         model.eval()
         return
     generator = torch.Generator().manual_seed(seed)
     training.train(
-        model, Split(x, targets), num_epochs=num_epochs, batch_size=batch_size, lr=lr,
-        generator=generator, progress=False,
-    )  # fmt: skip
+        model,
+        Split(x, targets),
+        num_epochs=num_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        generator=generator,
+        progress=False,
+    )
 
 
 def save_surrogate(result: Surrogate, path: str | Path, *, dataset: Dataset, seed: int) -> Path:
     """Save ``result.model`` with what `load_or_train` checks and what it cost."""
-    return models.save_checkpoint(result.model, path, _metadata(result, dataset, seed))
+    return checkpoints.save(result.model, path, _metadata(result, dataset, seed))
 
 
 def _metadata(result: Surrogate, dataset: Dataset, seed: int) -> dict[str, Any]:
@@ -283,7 +319,7 @@ def load_or_train(
         return result.model, _metadata(result, dataset, seed)
 
     expected = _expected(dataset, seed, settings)
-    return models.load_or_build(path, expected=expected, build=build, device=device)
+    return checkpoints.load_or_build(path, expected=expected, build=build, device=device)
 
 
 __all__ = [

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from helpers import evaluation, models, runtime, validation
+from helpers import architectures, checkpoints, evaluation, runtime, validation
 from helpers.data import Dataset, Split
 
 Transform = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # (model, x, y) -> x
@@ -121,24 +121,6 @@ def seeded(generator: torch.Generator, device: torch.device) -> Iterator[None]:
         yield
 
 
-def fit_and_save(
-    dataset: Dataset,
-    path: str | Path,
-    *,
-    num_epochs: int,
-    seed: int,
-    device: torch.device | str = "cpu",
-    **settings: Any,
-) -> tuple[nn.Module, dict[str, Any], History]:
-    """Train a new model on `dataset.train` as `train_new_cnn` does (its `architecture` too)
-    and save it; return (model, metadata, history)."""
-    model, metadata, history = train_new_cnn(
-        dataset, num_epochs=num_epochs, seed=seed, device=device, **settings
-    )
-    models.save_checkpoint(model, path, metadata)
-    return model, metadata, history
-
-
 def train_new_cnn(
     dataset: Dataset,
     *,
@@ -150,9 +132,9 @@ def train_new_cnn(
 ) -> tuple[nn.Module, dict[str, Any], History]:
     """Train a new model (weights from `seed`) on `dataset.train`, evaluating on `dataset.test`
     after each epoch; return (model, its checkpoint metadata, history). `architecture` names a
-    class of `models.ARCHITECTURES` (`helpers.zoo` adds an MLP, a LeNet with BatchNorm and
-    dropout, and a small ResNet), built with the dataset's shape, classes and statistics."""
-    build = _architecture(architecture)
+    name of `architectures.classifiers()`, built with the dataset's shape, classes and
+    statistics."""
+    build = architectures.classifier(architecture)
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the weights' init must not touch the global RNG
         torch.manual_seed(seed)
@@ -167,26 +149,27 @@ def train_new_cnn(
         **settings,
     )
     metadata = checkpoint_metadata(
-        dataset, seed=seed, num_epochs=num_epochs, test_accuracy=history.test_accuracy[-1],
+        dataset,
+        seed=seed,
+        num_epochs=num_epochs,
+        test_accuracy=history.test_accuracy[-1],
         architecture=architecture,
-    )  # fmt: skip
+    )
     return model, metadata, history
 
 
-def _architecture(name: str) -> type[nn.Module]:
-    from helpers import zoo  # noqa: F401  (registers the zoo's architectures)
-
-    validation.check_choice(name, "architecture", sorted(models.ARCHITECTURES))
-    return models.ARCHITECTURES[name]
-
-
-def matched_epochs(num_images: int, reference_images: int, reference_epochs: int,
-                   batch_size: int = 64) -> int:  # fmt: skip
+def matched_epochs(
+    num_images: int, reference_images: int, reference_epochs: int, batch_size: int = 64
+) -> int:
     """Epochs that give a set of ``num_images`` at least as many optimizer steps (batches of
     ``batch_size``) as ``reference_epochs`` over ``reference_images``: a small pool is then seen
     many more times, and trained as long as a large one."""
-    counts = {"num_images": num_images, "reference_images": reference_images,
-              "reference_epochs": reference_epochs, "batch_size": batch_size}  # fmt: skip
+    counts = {
+        "num_images": num_images,
+        "reference_images": reference_images,
+        "reference_epochs": reference_epochs,
+        "batch_size": batch_size,
+    }
     for name, value in counts.items():
         validation.check_count(value, name)
     batches = lambda n: -(-n // batch_size)
@@ -248,10 +231,14 @@ def load_or_train(
         print(f"Training a {architecture} for {num_epochs} epoch(s) {tags or ''}.")
         start = time.perf_counter()
         model, metadata, _ = train_new_cnn(
-            dataset, num_epochs=num_epochs, seed=seed, device=device, transform=transform,
+            dataset,
+            num_epochs=num_epochs,
+            seed=seed,
+            device=device,
+            transform=transform,
             architecture=architecture,
-        )  # fmt: skip
+        )
         metadata.update(expected, seconds_per_epoch=(time.perf_counter() - start) / num_epochs)
         return model, metadata
 
-    return models.load_or_build(path, expected=expected, build=build, device=device)
+    return checkpoints.load_or_build(path, expected=expected, build=build, device=device)

@@ -174,6 +174,12 @@ def check_generator(generator: object, device: torch.device, name: str = "genera
         )
 
 
+def check_callable(value: object, name: str) -> None:
+    """Check that ``value`` is None or callable (an objective, a factory)."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {type(value).__name__}.")
+
+
 def _check_real(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
@@ -193,4 +199,5 @@ __all__ = [
     "check_count",
     "check_choice",
     "check_generator",
+    "check_callable",
 ]

@@ -46,8 +46,9 @@ def mean_cosine(delta: Tensor) -> float:
     return cosine[off].mean().item() if len(delta) > 1 else math.nan
 
 
-def augment(x: Tensor, generator: torch.Generator, *, max_angle: float = 15.0,
-            max_shift: float = 2.0) -> Tensor:  # fmt: skip
+def augment(
+    x: Tensor, generator: torch.Generator, *, max_angle: float = 15.0, max_shift: float = 2.0
+) -> Tensor:
     """Each image (N, C, H, W) rotated by up to ``max_angle`` degrees and shifted by up to
     ``max_shift`` pixels, at random (a CPU ``generator``); the result stays in [0, 1]."""
     validation.check_images(x, "x")
@@ -56,8 +57,9 @@ def augment(x: Tensor, generator: torch.Generator, *, max_angle: float = 15.0,
     angle = draws[:, 0] * math.radians(max_angle)
     shift = draws[:, 1:] * 2 * max_shift / torch.tensor([width, height])  # in grid units
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # fmt: skip
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False).clamp(0, 1)
 

@@ -17,7 +17,7 @@ import ipywidgets
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from helpers import plotting, validation
+from helpers import attacks, plotting, validation
 from helpers.explorer import Explorer, View
 from helpers.records import Predictions
 
@@ -85,7 +85,7 @@ def _render_and_show(render: Callable[..., Any], values: Mapping[str, Any]) -> N
         plt.show()
 
 
-def probability_bars_html(probs, probs_adv, y: int, classes: Sequence[str]) -> str:
+def _probability_bars_html(probs, probs_adv, y: int, classes: Sequence[str]) -> str:
     """Two horizontal bars per class, before (grey) and after (blue); the true class in green."""
     rows = []
     for k, name in enumerate(classes):
@@ -243,7 +243,7 @@ class ExplorerPanel:
         self.scale.value = f"<small>red adds ink, blue removes; ±{limit:.3f}</small>"
         result, classes = view.result, self.logic.classes
         probs, probs_adv = result.probs[0], result.probs_adv[0]
-        self.bars.value = probability_bars_html(probs, probs_adv, int(result.y), classes)
+        self.bars.value = _probability_bars_html(probs, probs_adv, int(result.y), classes)
         mark = "✔" if view.success else "✘"
         self.status.value = f"<span style='font-size:110%'>{mark} {view.text}</span>"
         self.last_view, self.last_seconds = view, time.perf_counter() - start
@@ -258,14 +258,15 @@ def explore(
     static_mode: str | None = None,
     max_queries: int = 20,
     gallery_size: int = 16,
+    methods: tuple[attacks.Method, ...] = attacks.METHODS,
     **subjects: Any,
 ) -> ExplorerPanel | None:
     """Show the explorer on ``mistakes`` for the ``subjects`` given (``model=``, and/or
-    ``black_box=`` with ``surrogate=``); with no widget front end, draw the first method of
-    ``static_mode`` (default: the first mode) on image 0 at each of ``static_strengths``
-    (default: its default strength) instead.
+    ``black_box=`` with ``surrogate=``) with the table of ``methods``; with no widget front
+    end, draw the first method of ``static_mode`` (default: the first mode) on image 0 at each
+    of ``static_strengths`` (default: its default strength) instead.
     """
-    logic = Explorer(mistakes, classes, **subjects)
+    logic = Explorer(mistakes, classes, methods=methods, **subjects)
     if static_mode is not None:
         validation.check_choice(static_mode, "static_mode", tuple(logic.modes))
     if has_frontend():

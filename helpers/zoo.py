@@ -1,10 +1,8 @@
-"""Models the course does not train itself: an MLP, a LeNet-style CNN, a small ResNet, and an
-ensemble of any of them.
+"""Models the course does not train itself: an MLP, a LeNet-style CNN and a small ResNet.
 
 Each takes pixels in [0, 1] (normalization inside, as in `models.SmallCNN`), returns logits, and
-keeps its constructor arguments in ``config``, so `models.save_checkpoint` and
-`models.load_checkpoint` round-trip it. Importing this module registers them in
-`models.ARCHITECTURES`.
+keeps its constructor arguments in ``config``, so `checkpoints.save` and `checkpoints.load`
+round-trip it. `helpers.architectures` lists them by name.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from helpers import models, validation
+from helpers import models
 
 
 class MLP(models.Classifier):
@@ -135,40 +133,4 @@ class SmallResNet(models.Classifier):
         return self.classifier(self.features(self.normalize(x)))
 
 
-class Ensemble(models.Classifier):
-    """Members of one architecture that vote: its logits are the mean of their log-probabilities
-    (a geometric mean of their probabilities, up to normalization).
-
-    Args:
-        shape: image_shape, num_classes, mean, std, as `models.Classifier` takes them; each
-            member normalizes with them.
-        architecture: a name in `models.ARCHITECTURES`; num_members: how many.
-    Input (N, C, H, W) in [0, 1]; output (N, K). Each member is trained on its own (see
-    ``surrogate.fit``), so they differ only by their initial weights and batch order.
-    """
-
-    def __init__(self, *shape: Any, architecture: str = "SmallCNN", num_members: int = 4,
-                 **named: Any) -> None:  # fmt: skip
-        super().__init__(*shape, architecture=architecture, num_members=num_members, **named)
-        validation.check_choice(architecture, "architecture",
-                                sorted(set(models.ARCHITECTURES) - {"Ensemble"}))  # fmt: skip
-        validation.check_count(num_members, "num_members")
-        build = models.ARCHITECTURES[architecture]
-        statistics = self.config["mean"], self.config["std"]
-        self.members = nn.ModuleList(
-            build(self.image_shape, self.num_classes, *map(tuple, statistics))
-            for _ in range(num_members)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        votes = torch.stack([member(x).log_softmax(1) for member in self.members])
-        return votes.mean(0)  # (N, K)
-
-
-ARCHITECTURES: dict[str, type[models.Classifier]] = {
-    "Ensemble": Ensemble,
-    "MLP": MLP,
-    "LeNetBN": LeNetBN,
-    "SmallResNet": SmallResNet,
-}
-models.ARCHITECTURES.update(ARCHITECTURES)
+__all__ = ["LeNetBN", "MLP", "ResidualBlock", "SmallResNet"]

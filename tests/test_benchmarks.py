@@ -90,9 +90,10 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     report = json.loads(output.read_text())
     budget_fields = {"success_rate", "median_l2_ratio_to_whitebox", "median_cosine", "mean_queries"}
     assert {(r["method"], r["budget"]) for r in report["budget_curve"]} >= {
-        ("HopSkipJump, targeted (ART)", 10), ("ours: boundary search, chosen architecture ×8", 25),
+        ("HopSkipJump, targeted (ART)", 10),
+        ("ours: boundary search, chosen architecture ×8", 25),
         ("ours: boundary search, course's surrogate", 10),
-    }  # fmt: skip
+    }
     chosen = report["surrogates"]["pool, probabilities, architecture chosen, ensemble of 8"]
     held_out = chosen["held_out_agreement"]
     assert set(held_out) == {"SurrogateCNN", "SmallCNN", "MLP", "LeNetBN"}
@@ -100,14 +101,18 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     assert chosen["label_queries"] == 1000
     spread = report["probe_seed_spread"]
     assert [r["seed"] for r in spread] == [0, 1, 2, 3, 4] and {r["budget"] for r in spread} == {25}
-    first = next(r for r in report["budget_curve"]
-                 if r["method"] == spread[0]["method"] and r["budget"] == 25)  # fmt: skip
+    first = next(
+        r
+        for r in report["budget_curve"]
+        if r["method"] == spread[0]["method"] and r["budget"] == 25
+    )
     assert spread[0]["median_l2_ratio_to_whitebox"] == first["median_l2_ratio_to_whitebox"]
     for record in report["budget_curve"]:
         assert budget_fields <= record.keys() and record["mean_queries"] <= record["budget"]
     assert [(r["pool_size"], r["jacobian"]) for r in report["label_curve"]] == [
-        (15, False), (15, True)
-    ]  # fmt: skip
+        (15, False),
+        (15, True),
+    ]
     assert [r["label_queries"] for r in report["label_curve"]] == [15, 60]
     assert {"agreement", "success_rate", "mean_queries"} <= report["label_curve"][0].keys()
     assert "l2_within_1.5x_whitebox_at_100_queries" in report["targets"]
@@ -192,8 +197,11 @@ def test_evidence_benchmark_writes_every_field(tmp_path):
     assert {(r["model"], r["position"]) for r in report["vid"]} == {
         (m, p) for m in ("standard", "LeNetBN", "robust") for p in ("earlier", "last")
     }
-    assert set(report["shares"]) == {"white-box explanations", "black-box explanations",
-                                     "PGD attacks"}  # fmt: skip
+    assert set(report["shares"]) == {
+        "white-box explanations",
+        "black-box explanations",
+        "PGD attacks",
+    }
     for source in report["shares"].values():
         total = sum(source[c] for c in ("promotion", "balanced", "suppression", "neither"))
         assert total == pytest.approx(1.0) or source["num_images"] == 0
@@ -211,8 +219,12 @@ def benchmark_report():
 
 def _section(queries: float, met: bool = False) -> dict:
     """A white-box section of the report: the two default methods, and which met the targets."""
-    method = {"success_rate": 1.0, "mean_queries": queries, "median_l2_ratio_to_reference": 1.1,
-              "speedup_vs_reference": 30.0}  # fmt: skip
+    method = {
+        "success_rate": 1.0,
+        "mean_queries": queries,
+        "median_l2_ratio_to_reference": 1.1,
+        "speedup_vs_reference": 30.0,
+    }
     names = ("ours: DeepFool", "ours: DeepFool + 10 refinement steps")
     return {
         "num_misclassified": 38,
@@ -227,8 +239,10 @@ def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
     import report
 
     (tmp_path / "build" / "bench").mkdir(parents=True)
-    explorer = {"command": "c", "methods": {"m": {"redraws": 3, "median_seconds": 0.01,
-                                                   "p95_seconds": 0.02}}}  # fmt: skip
+    explorer = {
+        "command": "c",
+        "methods": {"m": {"redraws": 3, "median_seconds": 0.01, "p95_seconds": 0.02}},
+    }
     (tmp_path / "build" / "bench" / "explorer.json").write_text(json.dumps(explorer))
     readme = tmp_path / "README.md"
     robustness = f"### {report.TITLES['robustness']}\n\nlast run's table"  # no JSON: kept
@@ -254,12 +268,26 @@ def test_the_report_shows_the_black_box_curves():
 
     point = {"success_rate": 1.0, "median_l2_ratio_to_whitebox": 2.5, "median_cosine": 0.4}
     curve = [{"method": "ours", "budget": b, **point} for b in (10, 100)]
-    labels = [{"pool_size": 15, "jacobian": True, "label_queries": 60, "agreement": 0.5,
-               "success_rate": 0.95, "mean_queries": 4.9}]  # fmt: skip
-    targets = {"size_at_100": False, "beats_peer": True, "smallest_pool": labels[0],
-               "strategies_at_paper_point": ["a", "b"], "unmeasured": None}  # fmt: skip
-    text = report.blackbox({"strategies": {}, "budget_curve": curve, "label_curve": labels,
-                            "targets": targets})  # fmt: skip
+    labels = [
+        {
+            "pool_size": 15,
+            "jacobian": True,
+            "label_queries": 60,
+            "agreement": 0.5,
+            "success_rate": 0.95,
+            "mean_queries": 4.9,
+        }
+    ]
+    targets = {
+        "size_at_100": False,
+        "beats_peer": True,
+        "smallest_pool": labels[0],
+        "strategies_at_paper_point": ["a", "b"],
+        "unmeasured": None,
+    }
+    text = report.blackbox(
+        {"strategies": {}, "budget_curve": curve, "label_curve": labels, "targets": targets}
+    )
     assert "- size at 100: **not met**\n- beats peer: met\n" in text
     assert (
         "- smallest pool: a pool of 15 images with Jacobian augmentation (60 label queries, "

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from tiny import SHAPE, linear_model, make_batch
 from torch import nn
 
-from helpers import blackbox, surrogate
+from helpers import surrogate
+from helpers.attacks import transfer
 from helpers.blackbox import BlackBox, QueryBudgetExceeded
 
 NUM_CLASSES = 4
@@ -128,7 +129,7 @@ def test_training_a_surrogate_and_explaining_never_backpropagate_through_the_pro
         black_box, pool, num_classes=NUM_CLASSES, num_seed=6, num_rounds=1, num_epochs=1
     )
     x, y = make_batch(6, 5)
-    result = blackbox.explain(black_box, trained.model, x, y, max_queries=4)
+    result = transfer.explain(black_box, trained.model, x, y, max_queries=4)
     assert result.misclassified.any() and (result.backward_passes == 0).all()
     assert all(p.grad is None for p in model.parameters())
 
@@ -184,7 +185,7 @@ def test_invariants(seed, num_images, dtype, max_queries, num_shrink_steps):
     weights = {k: v.clone() for k, v in surrogate.state_dict().items()}
     rng = torch.get_rng_state()
     black_box = BlackBox(model)
-    run = lambda box: blackbox.explain(
+    run = lambda box: transfer.explain(
         box, surrogate, x, y, max_queries=max_queries, num_shrink_steps=num_shrink_steps
     )
     result = run(black_box)
@@ -229,7 +230,7 @@ def binary_case(surrogate_distance: float, black_box_distance: float):
 def test_a_first_candidate_that_succeeds_costs_exactly_one_query():
     provider, surrogate, x, y = binary_case(0.1, 0.1)
     black_box = BlackBox(provider)
-    result = blackbox.explain(black_box, surrogate, x, y, min_radius=0.05)
+    result = transfer.explain(black_box, surrogate, x, y, min_radius=0.05)
     assert result.success.item() and result.queries.item() == 1
     assert black_box.queries == 2  # the pass on x belongs to the evaluation that found it
 
@@ -238,7 +239,7 @@ def test_the_step_schedule_grows_by_the_growth_factor_until_the_black_box_agrees
     # the surrogate's explanation (DeepFool, no overshoot) is 0.1 away, the black box's boundary
     # 0.5: radii 0.1, 0.15, 0.225, 0.3375, 0.506, so the fifth candidate succeeds
     provider, surrogate, x, y = binary_case(0.1, 0.5)
-    result = blackbox.explain(
+    result = transfer.explain(
         BlackBox(provider), surrogate, x, y, growth=1.5, min_radius=0.05, overshoot=0.0
     )
     expected = 1 + math.ceil(math.log(0.5 / 0.1) / math.log(1.5))
@@ -250,7 +251,7 @@ def test_shrink_steps_bisect_toward_x_within_max_queries():
     # radii 0.05, 0.1, 0.2, 0.4: the fourth candidate passes the boundary at 0.235. Along the
     # line to it, t = 0.5 misses (0.2), 0.75 hits (0.3), 0.625 hits (0.25), 0.5625 misses (0.225)
     provider, surrogate, x, y = binary_case(0.05, 0.235)
-    run = lambda **kw: blackbox.explain(
+    run = lambda **kw: transfer.explain(
         BlackBox(provider), surrogate, x, y, growth=2.0, min_radius=0.02, overshoot=0.0, **kw
     )
     plain, full = run(), run(num_shrink_steps=4)
@@ -266,7 +267,7 @@ def test_a_spent_budget_stops_the_attack_and_keeps_what_it_found():
     x, y = make_batch(3, 12)
     black_box = BlackBox(model, max_queries=15)
     with pytest.warns(UserWarning, match="results so far are kept"):
-        result = blackbox.explain(black_box, surrogate, x, y, max_queries=10)
+        result = transfer.explain(black_box, surrogate, x, y, max_queries=10)
     assert black_box.queries <= 15 and result.queries.sum() == black_box.queries - 12
     with torch.no_grad():
         assert torch.equal(result.success, model(result.x_adv).argmax(1) == y)
@@ -288,15 +289,15 @@ def test_bad_settings_are_rejected_before_any_query(case):
     black_box = BlackBox(Provider(0))
     x, y = make_batch(0, 3)
     with pytest.raises(error, match=message):
-        blackbox.explain(black_box, make_surrogate(0), x, y, **settings)
+        transfer.explain(black_box, make_surrogate(0), x, y, **settings)
     assert black_box.queries == 0
 
 
 def test_bad_arguments_are_rejected():
     x, y = make_batch(0, 3)
     with pytest.raises(TypeError, match="black_box must be a BlackBox"):
-        blackbox.explain(Provider(0), make_surrogate(0), x, y)
+        transfer.explain(Provider(0), make_surrogate(0), x, y)
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
-        blackbox.explain(BlackBox(Provider(0)), make_surrogate(0), x, y[:2])
+        transfer.explain(BlackBox(Provider(0)), make_surrogate(0), x, y[:2])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        blackbox.explain(BlackBox(Provider(0)), make_surrogate(0), x + 1, y)
+        transfer.explain(BlackBox(Provider(0)), make_surrogate(0), x + 1, y)

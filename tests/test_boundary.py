@@ -7,27 +7,37 @@ from hypothesis import strategies as st
 from test_blackbox import NUM_CLASSES, Provider, binary_case, make_surrogate
 from tiny import make_batch
 
-from helpers import blackbox, boundary, decision, geometry, registry
+from helpers import attacks, blackbox, engine, geometry
+from helpers.attacks import boundary, transfer
 from helpers.blackbox import BlackBox
 
 BUDGETS = st.tuples(st.integers(1, 8), st.integers(0, 40), st.integers(0, 5))
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**16), num_images=st.integers(1, 6), budgets=BUDGETS,
-       dtype=st.sampled_from([torch.float32, torch.float64]))  # fmt: skip
+@given(
+    seed=st.integers(0, 2**16),
+    num_images=st.integers(1, 6),
+    budgets=BUDGETS,
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
 def test_invariants(seed, num_images, budgets, dtype):
     """budgets: the schedule's max_queries, num_shrink_queries and num_directions."""
     max_queries, num_shrink_queries, num_directions = budgets
     model, surrogate = Provider(seed, dtype), make_surrogate(seed, dtype)  # model: no backward
     x, y = make_batch(seed, num_images, dtype)
     x_before, rng = x.clone(), torch.get_rng_state()
-    first = blackbox.explain(BlackBox(model), surrogate, x, y, max_queries=max_queries)
+    first = transfer.explain(BlackBox(model), surrogate, x, y, max_queries=max_queries)
     black_box = BlackBox(model)
     run = lambda box: boundary.explain(
-        box, surrogate, x, y, max_queries=max_queries, num_shrink_queries=num_shrink_queries,
+        box,
+        surrogate,
+        x,
+        y,
+        max_queries=max_queries,
+        num_shrink_queries=num_shrink_queries,
         num_directions=num_directions,
-    )  # fmt: skip
+    )
     result = run(black_box)
 
     assert torch.equal(x, x_before) and torch.equal(torch.get_rng_state(), rng)
@@ -53,7 +63,7 @@ def test_a_flat_boundary_is_found_to_within_the_search_tolerance(num_directions)
     # the surrogate's margin has the provider's direction; its boundary is nearer x (0.1 vs
     # 0.3): the schedule overshoots, and the binary search comes back to 0.3
     provider, surrogate, x, y = binary_case(0.1, 0.3)
-    first = blackbox.explain(BlackBox(provider), surrogate, x, y, min_radius=0.05)
+    first = transfer.explain(BlackBox(provider), surrogate, x, y, min_radius=0.05)
     result = boundary.explain(
         BlackBox(provider), surrogate, x, y, min_radius=0.05, num_directions=num_directions
     )
@@ -64,9 +74,14 @@ def test_a_flat_boundary_is_found_to_within_the_search_tolerance(num_directions)
 def test_shrinking_spends_what_the_schedule_left_and_no_more():
     provider, surrogate, x, y = binary_case(0.1, 0.3)
     result = boundary.explain(
-        BlackBox(provider), surrogate, x, y, min_radius=0.05, max_queries=5,
+        BlackBox(provider),
+        surrogate,
+        x,
+        y,
+        min_radius=0.05,
+        max_queries=5,
         num_shrink_queries=3,
-    )  # fmt: skip
+    )
     # four schedule queries (radii 0.1, 0.15, 0.225, 0.3375), then 4 of the search's
     assert result.queries.item() == 8 and result.success.item()
     assert 0.3 < result.l2.item() < 0.3375
@@ -75,7 +90,7 @@ def test_shrinking_spends_what_the_schedule_left_and_no_more():
 def test_a_spent_black_box_stops_shrinking_and_keeps_every_success():
     model, surrogate = Provider(0), make_surrogate(0)
     x, y = make_batch(0, 12)
-    first = blackbox.explain(BlackBox(model), surrogate, x, y, max_queries=10)
+    first = transfer.explain(BlackBox(model), surrogate, x, y, max_queries=10)
     assert first.success[first.misclassified].sum() == 6
     black_box = BlackBox(model, max_queries=12 + first.queries.sum().item() + 7)
     with pytest.warns(UserWarning, match="ran out while shrinking"):
@@ -85,7 +100,7 @@ def test_a_spent_black_box_stops_shrinking_and_keeps_every_success():
 
 
 def test_it_is_registered_with_the_shrinking_budget_as_its_knob():
-    method = registry.get("blackbox_deepfool_boundary", "black box")
+    method = attacks.get("blackbox_deepfool_boundary", "black box")
     assert method.knob == "num_shrink_queries" and method.needs == ("black_box", "surrogate")
     provider, surrogate, x, y = binary_case(0.1, 0.3)
     result = method(x, y, black_box=BlackBox(provider), surrogate=surrogate, min_radius=0.05)
@@ -112,14 +127,16 @@ def test_a_track_replays_the_search_at_every_smaller_budget(seed, num_images, bu
     x, y = make_batch(seed, num_images, torch.float64)
     options = dict(max_queries=max_queries, num_directions=num_directions)
     black_box = BlackBox(model)
-    track = boundary.track(black_box, surrogate, x, y, num_shrink_queries=num_shrink_queries,
-                           **options)  # fmt: skip
-    final = boundary.explain(BlackBox(model), surrogate, x, y,
-                             num_shrink_queries=num_shrink_queries, **options)  # fmt: skip
+    track = boundary.track(
+        black_box, surrogate, x, y, num_shrink_queries=num_shrink_queries, **options
+    )
+    final = boundary.explain(
+        BlackBox(model), surrogate, x, y, num_shrink_queries=num_shrink_queries, **options
+    )
     assert torch.equal(track.final.x_adv, final.x_adv)
     assert torch.equal(track.final.queries, final.queries)
     assert black_box.queries == final.forward_passes.sum().item()  # replaying asks nothing
-    first = blackbox.explain(BlackBox(model), surrogate, x, y, max_queries=max_queries)
+    first = transfer.explain(BlackBox(model), surrogate, x, y, max_queries=max_queries)
     previous = track.at(0)  # shrinking already spends what the first step left of max_queries
     assert torch.equal(previous.success, first.success) and (previous.l2 <= first.l2).all()
     assert torch.equal(track.at(num_shrink_queries).x_adv, final.x_adv)
@@ -141,12 +158,14 @@ def test_without_probes_a_track_at_n_is_the_search_with_budget_n(seed):
     # without it, each image's queries are the same prefix whatever its budget
     model, surrogate = Provider(seed, torch.float64), make_surrogate(seed, torch.float64)
     x, y = make_batch(seed, 8, torch.float64)
-    track = boundary.track(BlackBox(model), surrogate, x, y, max_queries=20,
-                           num_shrink_queries=30, num_directions=0)  # fmt: skip
+    track = boundary.track(
+        BlackBox(model), surrogate, x, y, max_queries=20, num_shrink_queries=30, num_directions=0
+    )
     assert (track.at(30).l2 < track.at(0).l2).sum() >= 2  # several images did shrink
     for n in (0, 1, 5, 17, 30):
-        alone = boundary.explain(BlackBox(model), surrogate, x, y, max_queries=20,
-                                 num_shrink_queries=n, num_directions=0)  # fmt: skip
+        alone = boundary.explain(
+            BlackBox(model), surrogate, x, y, max_queries=20, num_shrink_queries=n, num_directions=0
+        )
         replayed = track.at(n)
         assert torch.equal(replayed.x_adv, alone.x_adv), n
         # the same images, answered in batches of other sizes: equal up to the last bit or two
@@ -173,9 +192,11 @@ def test_probes_leave_pixels_at_0_or_1_alone_and_most_are_orthogonal_to_the_prio
     prior = geometry.unit(torch.randn((2, 1, 6, 6), generator=generator))
     recorder = Recorder(Provider(0))
     y = torch.zeros(2, dtype=torch.int64)
-    labels = decision.Labels(BlackBox(recorder), NUM_CLASSES, y, torch.zeros_like(y), 100)
-    points = decision.Points(x, x_adv, torch.zeros(2, NUM_CLASSES), torch.ones_like(y))
-    boundary._probe(labels, points, torch.arange(2), prior, 8, generator)
+    answers = blackbox.Answers(BlackBox(recorder), NUM_CLASSES)
+    with engine.Run(answers, x, y, max_queries=100) as run:
+        run.x_adv = x_adv
+        search = boundary.Search.start(run)
+        boundary._probe(run, search, torch.arange(2), prior, 8, generator)
 
     moved = recorder.asked[-1].unflatten(0, (2, 8)) - x_adv[:, None]  # (2, 8, 1, 6, 6)
     assert (moved[..., 0, :] == 0).all() and (moved[..., 5, :] == 0).all()
@@ -184,5 +205,5 @@ def test_probes_leave_pixels_at_0_or_1_alone_and_most_are_orthogonal_to_the_prio
     free = round(boundary.FREE_SHARE * 8)
     torch.testing.assert_close(along[:, free:], torch.zeros(2, 8 - free), atol=1e-6, rtol=0)
     assert (along[:, :free].abs() > 1e-4).all()
-    assert torch.equal(labels.counter.queries, torch.tensor([8, 8]))
-    assert torch.equal(points.probes, torch.tensor([8.0, 8.0])) and (points.mixed <= free).all()
+    assert torch.equal(run.counter.queries, torch.tensor([8, 8]))
+    assert torch.equal(search.probes, torch.tensor([8.0, 8.0])) and (search.mixed <= free).all()

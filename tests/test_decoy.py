@@ -77,8 +77,9 @@ def test_the_penalty_is_the_squared_masked_input_gradient():
 
 def test_training_with_the_penalty_shrinks_the_gradient_in_the_region():
     small = data.load_dataset(sizes=(300, 10, 10))
-    patched, _ = decoy.add_patches(small.train, encode_label=True,
-                                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+    patched, _ = decoy.add_patches(
+        small.train, encode_label=True, generator=torch.Generator().manual_seed(0)
+    )
     mask = decoy.all_corners((28, 28), 4)
     norms = []
     for weight in (0.0, 1000.0):

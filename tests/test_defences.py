@@ -4,7 +4,8 @@ import pytest
 import torch
 from tiny import make_batch, make_cnn
 
-from helpers import course, data, defences, forward, training
+from helpers import course, data, defences, metrics, training
+from helpers.attacks import forward
 
 
 def test_bit_depth_rounds_and_hides_the_gradient_unless_straight_through():
@@ -28,7 +29,7 @@ def test_a_plain_attack_is_stopped_by_the_cleaner_and_bpda_gets_through():
     adaptive = forward.pgd(seen, x, y, eps=0.3, num_steps=10)
     with torch.no_grad():
         assert torch.equal(adaptive.success, hidden(adaptive.x_adv).argmax(1) != y)
-    assert forward.robust_accuracy(adaptive) < forward.robust_accuracy(plain)
+    assert metrics.robust_accuracy(adaptive) < metrics.robust_accuracy(plain)
 
 
 def test_training_transforms_stay_in_their_ball_and_leave_the_mode_alone():

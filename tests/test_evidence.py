@@ -8,6 +8,7 @@ from scipy.signal import correlate2d
 from torch import nn
 
 from helpers import evidence
+from helpers.attacks import forward
 from tests import tiny
 
 
@@ -48,8 +49,11 @@ def test_grad_cam_of_a_one_layer_model_is_computed_by_hand():
 
 
 def test_grad_cam_upsamples_a_coarse_layer_bilinearly():
-    model = nn.Sequential(nn.Conv2d(1, 2, 2, stride=2), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(2 * 36, 3)).double().eval()  # fmt: skip
+    model = (
+        nn.Sequential(nn.Conv2d(1, 2, 2, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 36, 3))
+        .double()
+        .eval()
+    )
     x, target = images(3), torch.tensor([0, 1, 2])
     maps = evidence.grad_cam(model, x, target, "0")
     assert maps.shape == (3, 12, 12) and maps.min() >= 0 and maps.max() <= 1
@@ -59,8 +63,9 @@ def test_one_target_per_image_on_a_batch_equals_one_call_per_image():
     model, x = tiny.make_model("cnn", 1), tiny.make_batch(2, 6)[0]
     target = torch.tensor([0, 3, 1, 2, 2, 0])
     batched = evidence.grad_cam(model, x, target, "0", batch_size=4)
-    single = torch.cat([evidence.grad_cam(model, x[i : i + 1], target[i : i + 1], "0")
-                        for i in range(6)])  # fmt: skip
+    single = torch.cat(
+        [evidence.grad_cam(model, x[i : i + 1], target[i : i + 1], "0") for i in range(6)]
+    )
     assert torch.allclose(batched, single, atol=1e-6)
     # and the target matters: another class gives another map for some image
     assert not torch.allclose(batched, evidence.grad_cam(model, x, (target + 1) % 4, "0"))
@@ -137,8 +142,12 @@ def test_promotion_categories_follow_the_stated_thresholds():
     assert result.rise.tolist() == [3.0, 0.5, 1.0, 0.0, 2.0]
     assert result.fall.tolist() == [0.0, 3.0, 1.0, 0.0, 0.5]
     assert result.category.tolist() == [2, 0, 1, 3, 2]
-    assert result.shares() == {"suppression": 0.2, "balanced": 0.2, "promotion": 0.4,
-                               "neither": 0.2}  # fmt: skip
+    assert result.shares() == {
+        "suppression": 0.2,
+        "balanced": 0.2,
+        "promotion": 0.4,
+        "neither": 0.2,
+    }
     with pytest.raises(ValueError, match="left must have shape"):
         evidence.promotion(logits, logits_adv, target, left[:3])
 
@@ -146,8 +155,9 @@ def test_promotion_categories_follow_the_stated_thresholds():
 def test_pixel_contributions_add_up_to_the_logit_changes_of_a_linear_model():
     model = tiny.linear_model([[1.0, -2.0, 0.5, 0.0], [0.0, 1.0, 1.0, -1.0]], [0.1, -0.2])
     x = torch.tensor([[[[0.2, 0.4], [0.6, 0.8]]], [[[0.9, 0.1], [0.3, 0.5]]]], dtype=torch.float64)
-    delta = torch.tensor([[[[0.1, -0.1], [0.0, 0.2]]], [[[-0.3, 0.2], [0.1, 0.0]]]],
-                         dtype=torch.float64)  # fmt: skip
+    delta = torch.tensor(
+        [[[[0.1, -0.1], [0.0, 0.2]]], [[[-0.3, 0.2], [0.1, 0.0]]]], dtype=torch.float64
+    )
     target, left = torch.tensor([1, 0]), torch.tensor([0, 1])
     promoting, suppressing = evidence.contributions(model, x, delta, target, left)
     change = model(x + delta) - model(x)  # (2, 2)
@@ -171,20 +181,21 @@ def test_activations_and_sensitivity_of_a_conv_layer():
     assert torch.allclose(features, by_hand)
     assert torch.equal(evidence.sensitivity(model, x, x, "1"), torch.zeros(4))
     moved = evidence.sensitivity(model, x, (x + 0.1).clamp(0, 1), "1")
-    assert torch.allclose(moved, (evidence.activations(model, (x + 0.1).clamp(0, 1), "1")
-                                  - by_hand).abs().mean(0))  # fmt: skip
+    assert torch.allclose(
+        moved, (evidence.activations(model, (x + 0.1).clamp(0, 1), "1") - by_hand).abs().mean(0)
+    )
 
 
 def test_mod_curves_average_nissim_per_layer_and_strength():
-    from helpers import forward
-
     model, x = OneLayer().eval(), images(4, seed=3)
     y = model(x).argmax(1)
     curves = evidence.mod_curves(model, x, y, ["conv"], [0.05, 0.3], forward.fgsm)
     assert curves["conv"].shape == (2,)
     for eps, value in zip([0.05, 0.3], curves["conv"]):
         attacked = forward.fgsm(model, x, y, eps=eps)
-        expected = evidence.shift(model, x, attacked.x_adv, "conv", y, attacked.y_adv).mean()
+        before = evidence.grad_cam(model, x, y, "conv")
+        after = evidence.grad_cam(model, attacked.x_adv, attacked.y_adv, "conv")
+        expected = evidence.nissim(before, after).mean()
         assert value.item() == pytest.approx(expected.item(), abs=1e-9)
     unchanged = evidence.mod_curves(model, x, y, ["conv"], [0.1], lambda m, x, y, eps: _same(x, y))
     assert unchanged["conv"].tolist() == [0.0]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,3 +89,73 @@ def test_bad_arguments_name_the_argument_and_value(argv, message, capsys):
     with pytest.raises(SystemExit):
         load_script().parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def user_model() -> torch.nn.Module:
+    """A practitioner's own model, defined in this test file: the factory the script imports."""
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    )
+
+
+@pytest.fixture(scope="module")
+def user_runs(tmp_path_factory):
+    """One and two processes on the user's own model, weights and images (an .npz of uint8)."""
+    from helpers import data
+
+    folder = tmp_path_factory.mktemp("user")
+    torch.manual_seed(0)
+    torch.save(user_model().state_dict(), folder / "weights.pt")
+    test = data.load_dataset().test
+    images = (test.x[:48] * 255).round().to(torch.uint8).numpy()
+    np.savez(folder / "mine.npz", x=images, y=test.y[:48].numpy())
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
+    mine = ["--model", "test_explain_dataset:user_model", "--weights", str(folder / "weights.pt")]
+    mine += ["--data", str(folder / "mine.npz"), "--method", "iterative_l2", "--batch-size", "8"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    commands = {
+        "two": [*torchrun, str(SCRIPT), *mine, "--device", "cpu", "--output", str(folder / "2.pt")],
+        "one": [
+            sys.executable,
+            str(SCRIPT),
+            *mine,
+            "--device",
+            "cpu",
+            "--output",
+            str(folder / "1.pt"),
+        ],
+    }
+    for command in commands.values():
+        subprocess.run(command, check=True, env=env, cwd=folder)
+    return [torch.load(folder / f"{n}.pt", weights_only=True) for n in ("1", "2")], folder
+
+
+def test_your_own_model_and_data_give_the_same_bits_with_two_processes(user_runs):
+    (one, two), folder = user_runs
+    assert len(one["index"]) > 16 and one["index"].max() < 48  # rows of the user's file
+    for name in one:
+        assert torch.equal(one[name], two[name]), name
+    summary = json.loads((folder / "2.json").read_text())
+    assert (
+        summary["dataset"] == "mine.npz" and summary["model"] == "test_explain_dataset:user_model"
+    )
+    assert summary["world_size"] == 2
+
+
+def test_a_bad_model_spec_or_weights_say_what_is_wrong(tmp_path):
+    torch.save({"wrong": torch.zeros(1)}, tmp_path / "bad.pt")
+    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--max-images", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    cases = {
+        ("--model", "nothing_here"): "--model must be package.module:factory",
+        ("--model", "test_explain_dataset:absent"): "cannot find it",
+        ("--model", "test_explain_dataset:user_model", "--weights", str(tmp_path / "bad.pt")): (
+            "do not fit --model"
+        ),
+        ("--weights", str(tmp_path / "bad.pt")): "--weights needs --model",
+    }
+    for argv, message in cases.items():
+        ran = subprocess.run(
+            [*command, *argv], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert ran.returncode != 0 and message in ran.stderr, (argv, ran.stderr[-300:])

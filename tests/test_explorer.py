@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import blackbox, boundary, explorer, records, registry, widgets
+from helpers import attacks, blackbox, explorer, records, widgets
+from helpers.attacks import boundary
 
 
 class TwoPixelModel(nn.Module):
@@ -101,7 +102,7 @@ def test_switching_method_resets_the_strength_knob(panel):
 def test_switching_mode_offers_that_modes_methods(panel):
     e = panel
     e.mode.value = "black box"
-    labels = [m.label for m in registry.methods("black box")]
+    labels = [m.label for m in attacks.methods("black box")]
     assert list(e.method.options) == labels and e.last_view.method.label == labels[0]
     assert e.strength.description == "growth" and e.strength.value == 1.5
 
@@ -153,7 +154,7 @@ def test_blackbox_methods_query_the_black_box_once_per_candidate_and_nothing_mor
     model, mistakes = setting
     black_box = blackbox.BlackBox(model)
     logic = explorer.Explorer(mistakes, "abc", black_box=black_box, surrogate=model)
-    methods = registry.methods("black box")
+    methods = attacks.methods("black box")
     assert [m.knob for m in methods] == ["growth"] * 3 + ["num_shrink_queries"]
     for method in methods[:3]:
         before = black_box.queries
@@ -170,17 +171,19 @@ def test_the_boundary_search_runs_once_and_the_shrinking_slider_replays_it(setti
     model, mistakes = setting
     black_box = blackbox.BlackBox(model)
     logic = explorer.Explorer(mistakes, "abc", black_box=black_box, surrogate=model)
-    method = registry.get("blackbox_deepfool_boundary")
+    method = attacks.get("blackbox_deepfool_boundary")
     top = method.knob_range[1]
     first = logic.view("black box", method.label, index=0, strength=0, max_queries=10)
     spent = black_box.queries  # one search on every image, at the slider's top budget
-    searched = boundary.explain(blackbox.BlackBox(model), model, mistakes, max_queries=10,
-                                num_shrink_queries=top)  # fmt: skip
+    searched = boundary.explain(
+        blackbox.BlackBox(model), model, mistakes, max_queries=10, num_shrink_queries=top
+    )
     assert spent == searched.forward_passes.sum().item()
     views = [first]
     for budget in (20.0, 100, top):  # the slider answers floats; a whole one is the count
-        views.append(logic.view("black box", method.label, index=0, strength=budget,
-                                max_queries=10))  # fmt: skip
+        views.append(
+            logic.view("black box", method.label, index=0, strength=budget, max_queries=10)
+        )
         assert views[-1].success and 1 <= views[-1].queries <= 10 + budget
         assert views[-1].l2 <= views[-2].l2
     assert black_box.queries == spent  # the slider replays the search: no query more

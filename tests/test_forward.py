@@ -6,9 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny import linear_model, make_batch, make_cnn
 
-from helpers import forward, registry
+from helpers import attacks, metrics
+from helpers.attacks import forward
 
-FORWARD = [method.name for method in registry.methods("forward")]
+FORWARD = [method.name for method in attacks.methods("forward")]
 
 
 @pytest.mark.parametrize("method", FORWARD)
@@ -21,7 +22,7 @@ FORWARD = [method.name for method in registry.methods("forward")]
 def test_invariants(method, seed, num_images, dtype):
     model, (x, y) = make_cnn(seed, dtype), make_batch(seed, num_images, dtype)
     x_before, rng = x.clone(), torch.get_rng_state()
-    result = registry.get(method)(x, y, model=model)
+    result = attacks.get(method)(x, y, model=model)
     assert torch.equal(x, x_before) and torch.equal(torch.get_rng_state(), rng)
     assert result.x_adv.dtype == dtype and result.x_adv.min() >= 0 and result.x_adv.max() <= 1
     with torch.no_grad():
@@ -30,8 +31,8 @@ def test_invariants(method, seed, num_images, dtype):
     assert torch.equal(result.attacked, right) and torch.equal(result.x_adv[~right], x[~right])
     assert (result.queries[~right] == 0).all() and (result.queries[right] >= 1).all()
     assert torch.equal(result.forward_passes, result.queries + result.forward_passes.clamp(max=1))
-    assert forward.robust_accuracy(result) == pytest.approx(1 - result.success.float().mean())
-    again = registry.get(method)(x, y, model=model)
+    assert metrics.robust_accuracy(result) == pytest.approx(1 - result.success.float().mean())
+    again = attacks.get(method)(x, y, model=model)
     assert torch.equal(again.x_adv, result.x_adv) and torch.equal(again.queries, result.queries)
 
 

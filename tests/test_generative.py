@@ -6,7 +6,8 @@ import torch
 from tiny import make_batch
 from torch import nn
 
-from helpers import data, defences, forward, generative, generators, models
+from helpers import checkpoints, data, defences, generative, generators
+from helpers.attacks import forward
 from helpers.records import Predictions
 
 SHAPE = (1, 8, 8)
@@ -42,8 +43,8 @@ def test_generators_draw_images_in_range_and_the_discriminator_has_a_fake_class(
 
 def test_a_gan_round_trips_through_a_checkpoint(tmp_path):
     gan = tiny_gan("counterfactual").eval()
-    path = models.save_checkpoint(gan, tmp_path / "gan.pt", {"seed": 0})
-    loaded, metadata = models.load_checkpoint(path, expected={"seed": 0})
+    path = checkpoints.save(gan, tmp_path / "gan.pt", {"seed": 0})
+    loaded, metadata = checkpoints.load(path, expected={"seed": 0})
     x = torch.rand(3, *SHAPE)
     y = torch.tensor([0, 2, 3])
     assert metadata == {"seed": 0} and isinstance(loaded, generators.GAN)
@@ -72,8 +73,14 @@ def small_digits(num_train: int = 64) -> data.Dataset:
     def shrink(split: data.Split) -> data.Split:  # 8x8 digits of 4 classes, for tiny GANs
         return data.Split(nn.functional.avg_pool2d(split.x[:, :, 2:26, 2:26], 3), split.y % 4)
 
-    return data.Dataset("tiny-digits", tuple("0123"), shrink(digits.train), shrink(digits.pool),
-                        shrink(digits.test), source="test")  # fmt: skip
+    return data.Dataset(
+        "tiny-digits",
+        tuple("0123"),
+        shrink(digits.train),
+        shrink(digits.pool),
+        shrink(digits.test),
+        source="test",
+    )
 
 
 def test_training_is_seeded_and_leaves_the_judge_and_the_global_rng_alone():
@@ -84,9 +91,15 @@ def test_training_is_seeded_and_leaves_the_judge_and_the_global_rng_alone():
     state = torch.get_rng_state()
     runs = []
     for gan in gans:
-        history = generative.train(gan, digits.train, num_epochs=2, batch_size=16, judge=judge,
-                                   generator=torch.Generator().manual_seed(1),
-                                   progress=False)  # fmt: skip
+        history = generative.train(
+            gan,
+            digits.train,
+            num_epochs=2,
+            batch_size=16,
+            judge=judge,
+            generator=torch.Generator().manual_seed(1),
+            progress=False,
+        )
         runs.append((gan, history))
     assert torch.equal(torch.get_rng_state(), state)
     assert judge.training and all(p.requires_grad for p in judge.parameters())
@@ -103,8 +116,9 @@ def test_a_conditional_gan_learns_the_classes_and_the_ink_of_its_digits():
     gan = generators.GAN(SHAPE, 4, latent_size=3, width=8, discriminator_width=8)
     classes, draws = torch.arange(4).repeat(50), torch.Generator().manual_seed(0)
     before = gan.eval().sample(classes, draws).mean().item()
-    history = generative.train(gan, digits.train, num_epochs=6, batch_size=32, lr=2e-3,
-                               progress=False)  # fmt: skip
+    history = generative.train(
+        gan, digits.train, num_epochs=6, batch_size=32, lr=2e-3, progress=False
+    )
     after = gan.sample(classes, torch.Generator().manual_seed(0)).mean().item()
     assert all(len(v) == 6 for v in vars(history).values())
     assert history.real_accuracy[-1] > 0.25  # real digits go to their class above chance
@@ -202,8 +216,10 @@ def test_bpda_gets_through_the_purifier_where_a_plain_attack_sees_nothing():
     assert (plain.backward_passes[plain.attacked] > 0).all()
     adaptive = forward.pgd(seen, x, y, eps=0.3, num_steps=3, generator=torch.Generator())
     with torch.no_grad():
-        assert torch.equal(adaptive.success[adaptive.attacked],
-                           (hidden(adaptive.x_adv).argmax(1) != y)[adaptive.attacked])  # fmt: skip
+        assert torch.equal(
+            adaptive.success[adaptive.attacked],
+            (hidden(adaptive.x_adv).argmax(1) != y)[adaptive.attacked],
+        )
 
 
 def test_a_gan_is_trained_once_then_loaded_and_retrained_for_another_judge(tmp_path, capsys):

@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import geometry
+from helpers.attacks import boundary
+from helpers.attacks.deepfool import curvature_scale, next_step_scale, step_curvature
 
 
 def brute_force_projection(anchor, grads, bounds):
@@ -122,21 +124,21 @@ def test_next_step_scale_grows_with_curvature_and_brackets_after_bad_steps():
     failures = torch.tensor([0, 0, 0, 1])
     margin, linear = torch.full((4,), -1.0), torch.full((4,), 0.1)
     margin_new = torch.tensor([-0.45, 0.1, -1.2, -1.0])
-    new, failures_new, improved = geometry.next_step_scale(
+    new, failures_new, improved = next_step_scale(
         scale, failures, 1.1, margin, linear, margin_new, max_scale=3.0
     )
     assert improved.tolist() == [True, True, False, False]
     assert new[:3].tolist() == pytest.approx([2.2, 1.1, 0.65])
     assert new[3].item() == pytest.approx(1.3 * 4)  # after 1/2 comes 2: four times as long
     assert failures_new.tolist() == [0, 0, 1, 2]
-    capped, _, _ = geometry.next_step_scale(scale, failures, 1.1, margin, linear, margin_new)
+    capped, _, _ = next_step_scale(scale, failures, 1.1, margin, linear, margin_new)
     assert capped[0].item() == 2.0  # max_scale
 
 
 def test_the_bracket_after_bad_steps_alternates_shorter_and_longer():
     scale, failures, lengths = torch.ones(1), torch.zeros(1, dtype=torch.int64), []
     for _ in range(6):
-        scale, failures, _ = geometry.next_step_scale(
+        scale, failures, _ = next_step_scale(
             scale, failures, 1.1, -torch.ones(1), torch.zeros(1), -torch.ones(1)
         )
         lengths.append(scale.item())
@@ -147,30 +149,28 @@ def test_curvature_of_a_parabola_gives_the_step_that_reaches_its_root():
     # margin(t) = -1 + 2t - t^2 along a unit direction: the linear step from t = 0 stops at 0.5
     # and finds -0.25 there: curvature -2; from t = 0.5 (margin -0.25, slope 1) the linear
     # step is 0.25 but the root is at 0.5 further: twice as long
-    curvature = geometry.step_curvature(
+    curvature = step_curvature(
         torch.tensor([-1.0]), torch.tensor([0.0]), torch.tensor([-0.25]), torch.tensor([0.5])
     )
     assert curvature.item() == pytest.approx(-2.0)
-    scale = geometry.curvature_scale(torch.tensor([-0.25]), torch.tensor([0.25]), curvature)
+    scale = curvature_scale(torch.tensor([-0.25]), torch.tensor([0.25]), curvature)
     assert scale.item() == pytest.approx(2.0)
-    flat = geometry.curvature_scale(torch.tensor([-0.25]), torch.tensor([0.25]), torch.zeros(1))
+    flat = curvature_scale(torch.tensor([-0.25]), torch.tensor([0.25]), torch.zeros(1))
     assert flat.item() == 1.0
-    never = geometry.curvature_scale(torch.tensor([-1.0]), torch.tensor([1.0]), curvature)
+    never = curvature_scale(torch.tensor([-1.0]), torch.tensor([1.0]), curvature)
     assert never.item() == 3.0  # the parabola turns before 0: the longest step allowed
-    assert (
-        geometry.step_curvature(-torch.ones(1), torch.zeros(1), torch.ones(1), torch.ones(1)) == 0
-    )
+    assert step_curvature(-torch.ones(1), torch.zeros(1), torch.ones(1), torch.ones(1)) == 0
 
 
 def test_content_weights_by_hand():
     x = torch.full((2, 1, 7, 7), 0.2)  # image 0: one bright pixel on a flat background
     x[0, 0, 3, 3] = 1.0
-    weights = geometry.content_weights(x, radius=1, floor=0.05)
+    weights = boundary.content_weights(x, radius=1, floor=0.05)
     expected = torch.full((7, 7), 0.05)
     expected[2:5, 2:5] = 1.05  # the pixel spread one pixel each way, scaled to 1
     torch.testing.assert_close(weights[0, 0], expected)
     torch.testing.assert_close(weights[1], torch.full((1, 7, 7), 0.05))  # flat: the floor only
-    colour = geometry.content_weights(torch.rand(3, 3, 8, 8), radius=2)
+    colour = boundary.content_weights(torch.rand(3, 3, 8, 8), radius=2)
     assert colour.shape == (3, 3, 8, 8) and torch.equal(colour[:, 0], colour[:, 2])
 
 
@@ -178,8 +178,8 @@ def test_weighted_directions_are_unit_follow_their_weights_and_leave_the_global_
     weights = torch.ones(2, 1, 4, 4)
     weights[:, :, :, :2] = 0.0  # no variation on the left half
     state = torch.random.get_rng_state()
-    first = geometry.weighted_directions(weights, 5, torch.Generator().manual_seed(0))
-    again = geometry.weighted_directions(weights, 5, torch.Generator().manual_seed(0))
+    first = boundary.weighted_directions(weights, 5, torch.Generator().manual_seed(0))
+    again = boundary.weighted_directions(weights, 5, torch.Generator().manual_seed(0))
     assert torch.equal(torch.random.get_rng_state(), state) and torch.equal(first, again)
     assert first.shape == (2, 5, 1, 4, 4)
     torch.testing.assert_close(first.flatten(2).norm(dim=2), torch.ones(2, 5))

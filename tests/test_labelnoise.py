@@ -65,8 +65,14 @@ def test_cleanlab_scores_rank_the_low_confidence_labels_first():
 def test_out_of_fold_scores_find_most_flips_on_real_digits():
     small = data.load_dataset(sizes=(600, 10, 10))
     noisy_y, flipped = labelnoise.flip_labels(small.train.y, 0.1, 10, torch.Generator())
-    noisy = data.Dataset(small.name, small.classes, data.Split(small.train.x, noisy_y),
-                         small.pool, small.test, small.source)  # fmt: skip
+    noisy = data.Dataset(
+        small.name,
+        small.classes,
+        data.Split(small.train.x, noisy_y),
+        small.pool,
+        small.test,
+        small.source,
+    )
     scores = labelnoise.out_of_fold_scores(noisy, num_folds=2, num_epochs=2, seed=0)
     assert scores.fold.bincount().tolist() == [300, 300]
     assert metrics.auroc(scores.explanation, flipped) > 0.8

@@ -130,16 +130,30 @@ def test_budget_record_compares_with_the_white_box_on_images_both_explain():
         x_adv = x + scale * torch.arange(1.0, 4.0)[:, None, None, None]
         queries = torch.tensor([2, 4, 6])
         counts = dict(queries=queries, forward_passes=queries, backward_passes=queries)
-        return Explanation(index=torch.arange(3), x=x, y=y, logits=logits, x_adv=x_adv,
-                           logits_adv=logits, attacked=torch.ones(3, dtype=torch.bool),
-                           success=torch.tensor(success), **counts)  # fmt: skip
+        return Explanation(
+            index=torch.arange(3),
+            x=x,
+            y=y,
+            logits=logits,
+            x_adv=x_adv,
+            logits_adv=logits,
+            attacked=torch.ones(3, dtype=torch.bool),
+            success=torch.tensor(success),
+            **counts,
+        )
 
     record = metrics.budget_record(
         "m", 25, explanation(0.2, [1, 1, 0]), explanation(0.1, [1, 0, 1])
     )
     label = metrics.label_record(15, True, 60, 0.5, explanation(0.2, [1, 1, 0]))
-    assert label == {"pool_size": 15, "jacobian": True, "label_queries": 60, "agreement": 0.5,
-                     "success_rate": pytest.approx(2 / 3), "mean_queries": 4.0}  # fmt: skip
+    assert label == {
+        "pool_size": 15,
+        "jacobian": True,
+        "label_queries": 60,
+        "agreement": 0.5,
+        "success_rate": pytest.approx(2 / 3),
+        "mean_queries": 4.0,
+    }
     assert record["method"] == "m" and record["budget"] == 25 and record["mean_queries"] == 4
     assert record["success_rate"] == pytest.approx(2 / 3)
     assert record["median_l2_ratio_to_whitebox"] == pytest.approx(2.0)  # only image 0 counts

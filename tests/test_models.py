@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from helpers import models
+from helpers import checkpoints, models
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ def test_image_size_must_survive_two_poolings():
 
 def test_checkpoint_round_trip_keeps_outputs_and_metadata(model, tmp_path):
     metadata = {"dataset": "mnist-bundled", "seed": 0, "test_accuracy": 0.97, "classes": ["0", "1"]}
-    path = models.save_checkpoint(model, tmp_path / "sub" / "cnn.pt", metadata)
-    loaded, loaded_metadata = models.load_checkpoint(path, expected={"dataset": "mnist-bundled"})
+    path = checkpoints.save(model, tmp_path / "sub" / "cnn.pt", metadata)
+    loaded, loaded_metadata = checkpoints.load(path, expected={"dataset": "mnist-bundled"})
     x = torch.rand(4, 1, 28, 28)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
     assert loaded_metadata == metadata and not loaded.training
@@ -52,42 +52,42 @@ def test_checkpoint_round_trip_keeps_outputs_and_metadata(model, tmp_path):
 
 
 def test_missing_checkpoint_says_to_train_first(tmp_path):
-    with pytest.raises(models.CheckpointError, match="no checkpoint at .* yet"):
-        models.load_checkpoint(tmp_path / "nothing.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="no checkpoint at .* yet"):
+        checkpoints.load(tmp_path / "nothing.pt")
 
 
 def test_corrupt_checkpoint_is_rejected(tmp_path):
     path = tmp_path / "cnn.pt"
     path.write_bytes(b"\x00garbage" * 100)
-    with pytest.raises(models.CheckpointError, match="not a readable checkpoint"):
-        models.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match="not a readable checkpoint"):
+        checkpoints.load(path)
 
 
 def test_foreign_file_is_rejected(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"weight": torch.zeros(3)}, path)
-    with pytest.raises(models.CheckpointError, match="not written by save_checkpoint"):
-        models.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match="not written by checkpoints.save"):
+        checkpoints.load(path)
 
 
 def test_checkpoint_for_another_dataset_is_rejected(model, tmp_path):
-    path = models.save_checkpoint(model, tmp_path / "cnn.pt", {"dataset": "cifar10"})
-    with pytest.raises(models.CheckpointError, match="dataset='cifar10' but 'mnist-bundled'"):
-        models.load_checkpoint(path, expected={"dataset": "mnist-bundled"})
+    path = checkpoints.save(model, tmp_path / "cnn.pt", {"dataset": "cifar10"})
+    with pytest.raises(checkpoints.CheckpointError, match="dataset='cifar10' but 'mnist-bundled'"):
+        checkpoints.load(path, expected={"dataset": "mnist-bundled"})
 
 
 def test_weights_that_do_not_fit_are_rejected(model, tmp_path):
-    path = models.save_checkpoint(model, tmp_path / "cnn.pt", {})
+    path = checkpoints.save(model, tmp_path / "cnn.pt", {})
     record = torch.load(path, weights_only=True)
     record["config"]["width"] = 16  # the saved weights are for width 32
     torch.save(record, path)
-    with pytest.raises(models.CheckpointError, match="weights do not fit SmallCNN"):
-        models.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match="weights do not fit SmallCNN"):
+        checkpoints.load(path)
 
 
 def test_unknown_architecture_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match="cannot save a Linear"):
-        models.save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "x.pt", {})
+        checkpoints.save(torch.nn.Linear(2, 2), tmp_path / "x.pt", {})
 
 
 def test_checkpoint_loads_without_executing_pickled_code(model, tmp_path):
@@ -96,6 +96,6 @@ def test_checkpoint_loads_without_executing_pickled_code(model, tmp_path):
             return (print, ("pwned",))
 
     path = tmp_path / "evil.pt"
-    torch.save({"format": models.CHECKPOINT_FORMAT, "payload": Evil()}, path)
-    with pytest.raises(models.CheckpointError, match="not a readable checkpoint"):
-        models.load_checkpoint(path)
+    torch.save({"format": checkpoints.CHECKPOINT_FORMAT, "payload": Evil()}, path)
+    with pytest.raises(checkpoints.CheckpointError, match="not a readable checkpoint"):
+        checkpoints.load(path)

@@ -59,11 +59,3 @@ def test_every_exercise_has_a_solution_that_runs(path):
         at = cells.index(cell)
         assert cells[at - 1].source.startswith("**Solution"), cells[at - 1].source[:40]
         assert cells[at + 1].cell_type == "markdown" and cells[at + 1].source.strip()
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_code_cells_are_short(path):
-    code = code_cells(nbformat.read(path, as_version=4))[1:]  # the Colab cell aside
-    lengths = [len(cell.source.strip().splitlines()) for cell in code]
-    assert sum(lengths) / len(lengths) < 9, f"mean {sum(lengths) / len(lengths):.1f} lines"
-    assert max(lengths) <= 20, f"a cell of {max(lengths)} lines"

@@ -13,8 +13,9 @@ CLASSES = [str(k) for k in range(4)]
 
 
 def test_gan_curves_share_a_colour_per_gan():
-    histories = {name: generative.GanHistory([1.0, 0.8], [2.0, 1.5], [0.5, 0.7])
-                 for name in ("a", "b")}  # fmt: skip
+    histories = {
+        name: generative.GanHistory([1.0, 0.8], [2.0, 1.5], [0.5, 0.7]) for name in ("a", "b")
+    }
     loss, real = plotting.plot_gan_history(histories, title="t").axes[:2]
     lines = loss.get_lines()
     assert [line.get_ydata().tolist() for line in lines[:2]] == [[1.0, 0.8], [2.0, 1.5]]
@@ -35,15 +36,23 @@ def test_counterfactuals_are_drawn_with_their_reading_and_fakeness():
     x, y = make_batch(1, 3)
     logits = torch.nn.functional.one_hot(torch.tensor([1, 2, 3]), 4).float()
     x_adv = (x + 0.2).clamp(0, 1)
-    record = dict(index=torch.arange(3), x=x, y=torch.tensor([0, 1, 2]), logits=logits,
-                  x_adv=x_adv, attacked=torch.ones(3, dtype=torch.bool),
-                  queries=torch.ones(3, dtype=torch.int64), forward_passes=torch.ones(3),
-                  backward_passes=torch.zeros(3))  # fmt: skip
+    record = dict(
+        index=torch.arange(3),
+        x=x,
+        y=torch.tensor([0, 1, 2]),
+        logits=logits,
+        x_adv=x_adv,
+        attacked=torch.ones(3, dtype=torch.bool),
+        queries=torch.ones(3, dtype=torch.int64),
+        forward_passes=torch.ones(3),
+        backward_passes=torch.zeros(3),
+    )
     read = torch.nn.functional.one_hot(torch.tensor([0, 1, 0]), 4).float()  # the last one fails
     counterfactual = Explanation(**record, logits_adv=read, success=torch.tensor([1, 1, 0]) > 0)
     white = Explanation(**record, logits_adv=read, success=torch.ones(3, dtype=torch.bool))
-    fakeness = {name: torch.tensor([0.1, 0.5, 0.9]) for name in ("original", "counterfactual",
-                                                                 "white box")}  # fmt: skip
+    fakeness = {
+        name: torch.tensor([0.1, 0.5, 0.9]) for name in ("original", "counterfactual", "white box")
+    }
     fig = plotting.show_counterfactuals(counterfactual, white, CLASSES, fakeness, title="t")
     second_row = [ax.get_title() for ax in fig.axes[:12] if ax.get_title().startswith("reads")]
     assert second_row == ["reads 0, fake 0.10", "reads 1, fake 0.50", "reads 0, fake 0.90"]

@@ -4,7 +4,8 @@ import matplotlib
 import torch
 from tiny import make_batch, make_cnn
 
-from helpers import forward, plotting
+from helpers import plotting
+from helpers.attacks import forward
 
 matplotlib.use("Agg")
 

@@ -5,7 +5,15 @@ import torch
 from tiny import SHAPE, make_cnn
 from torch import nn
 
-from helpers import blackbox, data, evaluation, models, surrogate, training
+from helpers import (
+    architectures,
+    data,
+    evaluation,
+    models,
+    surrogate,
+    training,
+)
+from helpers.attacks import transfer
 from helpers.blackbox import BlackBox
 
 NUM_CLASSES = 3
@@ -32,7 +40,7 @@ def test_label_queries_are_counted_and_reported_apart_from_explanation_queries()
     assert [r.num_images for r in result.rounds] == [10, 20, 40]
     x = make_pool(8, seed=2)
     y = torch.zeros(8, dtype=torch.int64)
-    explanation = blackbox.explain(black_box, result.model, x, y, max_queries=3)
+    explanation = transfer.explain(black_box, result.model, x, y, max_queries=3)
     assert black_box.queries == 40 + explanation.forward_passes.sum().item()
     assert result.label_queries == 40
 
@@ -83,7 +91,7 @@ def test_the_pool_is_disjoint_from_the_provider_training_data():
 def test_the_surrogate_architecture_differs_from_the_provider():
     result = train(BlackBox(make_provider()), make_pool(10))
     assert type(result.model) is models.SurrogateCNN
-    assert models.ARCHITECTURES["SurrogateCNN"] is models.SurrogateCNN
+    assert architectures.ARCHITECTURES["SurrogateCNN"] is models.SurrogateCNN
     assert models.SurrogateCNN is not models.SmallCNN
 
 
@@ -202,10 +210,11 @@ class Balanced(nn.Module):
 
 
 def test_the_candidate_that_agrees_best_on_held_out_answers_is_chosen(monkeypatch):
-    monkeypatch.setitem(models.ARCHITECTURES, "Majority", Majority)
+    monkeypatch.setitem(architectures.ARCHITECTURES, "Majority", Majority)
     black_box = BlackBox(Balanced())
-    result = train(black_box, make_pool(100), architecture=("Majority", "SurrogateCNN"),
-                   num_epochs=20)  # fmt: skip
+    result = train(
+        black_box, make_pool(100), architecture=("Majority", "SurrogateCNN"), num_epochs=20
+    )
     assert black_box.queries == result.label_queries == 100  # choosing cost no label query
     assert set(result.candidates) == {"Majority", "SurrogateCNN"}
     held = torch.randperm(100, generator=torch.Generator().manual_seed(result_seed(0)))[:20]
@@ -224,15 +233,21 @@ def test_an_ensemble_trains_each_member_on_its_own_with_the_next_seed():
     pool, provider = make_pool(40), make_provider()
     targets = provider(pool).argmax(1)
     ensemble = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0, num_members=2)
-    alone = [models.SurrogateCNN(SHAPE, NUM_CLASSES, *map(tuple, (ensemble.config["mean"],
-             ensemble.config["std"]))) for _ in range(2)]  # fmt: skip
+    alone = [
+        models.SurrogateCNN(
+            SHAPE, NUM_CLASSES, *map(tuple, (ensemble.config["mean"], ensemble.config["std"]))
+        )
+        for _ in range(2)
+    ]
     for member, copy in zip(ensemble.members, alone):
         copy.load_state_dict(member.state_dict())
     surrogate.fit(ensemble, pool, targets, num_epochs=2, seed=5)
     for i, copy in enumerate(alone):
         surrogate.fit(copy, pool, targets, num_epochs=2, seed=5 + i)
-        assert all(torch.equal(v, ensemble.members[i].state_dict()[k])
-                   for k, v in copy.state_dict().items())  # fmt: skip
+        assert all(
+            torch.equal(v, ensemble.members[i].state_dict()[k])
+            for k, v in copy.state_dict().items()
+        )
     assert not ensemble.training
     assert not torch.equal(ensemble.members[0](pool), ensemble.members[1](pool))
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import data, evaluation, models, runtime, training
+from helpers import checkpoints, data, evaluation, models, runtime, training
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,8 @@ def test_load_or_train_rebuilds_a_corrupt_checkpoint_then_loads_it(small, tmp_pa
 
 def test_load_or_train_refuses_a_checkpoint_of_another_split(small, tmp_path, capsys):
     path = tmp_path / "cnn.pt"
-    training.fit_and_save(small, path, num_epochs=1, seed=0, progress=False)
+    model, metadata, _ = training.train_new_cnn(small, num_epochs=1, seed=0, progress=False)
+    checkpoints.save(model, path, metadata)
     bigger = data.load_dataset(sizes=(700, 100, 200))
     training.load_or_train(bigger, path, num_epochs=1, seed=0)
     assert "train_size=600 but 700" in capsys.readouterr().out
@@ -185,9 +186,13 @@ def test_relabelled_training_data_of_the_same_size_retrains(small, tmp_path, cap
     flipped = small.train.y.clone()
     flipped[:5] = (flipped[:5] + 1) % 10
     relabelled = data.Dataset(
-        small.name, small.classes, data.Split(small.train.x, flipped), small.pool, small.test,
+        small.name,
+        small.classes,
+        data.Split(small.train.x, flipped),
+        small.pool,
+        small.test,
         small.source,
-    )  # fmt: skip
+    )
     assert relabelled.train.fingerprint() != small.train.fingerprint()
     assert (
         small.train.fingerprint()

@@ -13,18 +13,26 @@ def explanation(y, y_pred, deltas):
     x = torch.full((n, 1, 2, 2), 0.5)
     logits = torch.nn.functional.one_hot(torch.tensor(y_pred), 3).float()
     return records.Explanation(
-        index=torch.arange(n), x=x, y=torch.tensor(y), logits=logits,
-        x_adv=x + torch.tensor(deltas).view(n, 1, 2, 2), logits_adv=logits,
-        attacked=torch.ones(n, dtype=torch.bool), success=torch.ones(n, dtype=torch.bool),
-        queries=torch.ones(n), forward_passes=torch.ones(n), backward_passes=torch.ones(n),
-    )  # fmt: skip
+        index=torch.arange(n),
+        x=x,
+        y=torch.tensor(y),
+        logits=logits,
+        x_adv=x + torch.tensor(deltas).view(n, 1, 2, 2),
+        logits_adv=logits,
+        attacked=torch.ones(n, dtype=torch.bool),
+        success=torch.ones(n, dtype=torch.bool),
+        queries=torch.ones(n),
+        forward_passes=torch.ones(n),
+        backward_passes=torch.ones(n),
+    )
 
 
 def test_pair_agreement_by_hand():
     result = explanation(
-        [0, 0, 0, 1], [1, 1, 1, 2],
+        [0, 0, 0, 1],
+        [1, 1, 1, 2],
         [[0.1, 0, 0, 0], [0.2, 0, 0, 0], [0, 0.1, 0, 0], [0, 0, 0.1, 0]],
-    )  # fmt: skip
+    )
     first, second = weaknesses.pair_agreement(result)
     assert (first.pair, first.count, second.pair, second.count) == ((0, 1), 3, (1, 2), 1)
     assert first.agreement == pytest.approx(1 / 3)  # cosines 1, 0, 0 between the three

@@ -3,35 +3,46 @@
 import pytest
 import torch
 
-from helpers import data, models, training, zoo
+from helpers import architectures, checkpoints, data, training, zoo
 
 SHAPES = [((1, 28, 28), 10), ((3, 32, 32), 4)]
 
 
-@pytest.mark.parametrize("name", sorted(zoo.ARCHITECTURES))
+CLASSIFIERS = architectures.classifiers()
+
+
+def fit_and_save(dataset, path, **settings):
+    """A new model trained as notebook 01 trains one, saved to ``path``."""
+    model, metadata, history = training.train_new_cnn(dataset, **settings)
+    checkpoints.save(model, path, metadata)
+    return model, metadata, history
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
 @pytest.mark.parametrize(("image_shape", "num_classes"), SHAPES)
 def test_each_architecture_maps_pixels_to_logits_and_round_trips(
     name, image_shape, num_classes, tmp_path
 ):
     torch.manual_seed(0)
     channels = image_shape[0]
-    model = zoo.ARCHITECTURES[name](image_shape, num_classes, (0.4,) * channels, (0.3,) * channels)
+    build = architectures.classifier(name)
+    model = build(image_shape, num_classes, (0.4,) * channels, (0.3,) * channels)
     x = torch.rand(3, *image_shape)
     assert model.eval()(x).shape == (3, num_classes)
-    assert models.ARCHITECTURES[name] is zoo.ARCHITECTURES[name]
-    path = models.save_checkpoint(model, tmp_path / f"{name}.pt", {"seed": 0})
-    loaded, metadata = models.load_checkpoint(path)
+    path = checkpoints.save(model, tmp_path / f"{name}.pt", {"seed": 0})
+    loaded, metadata = checkpoints.load(path)
     assert type(loaded) is type(model) and loaded.config == model.config
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", sorted(zoo.ARCHITECTURES))
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_normalization_lives_inside_the_model(name):
     # shifting the pixel statistics by hand must match a model built with other statistics
+    build = architectures.classifier(name)
     torch.manual_seed(0)
-    model = zoo.ARCHITECTURES[name]((1, 28, 28), 10, (0.0,), (1.0,)).eval()
+    model = build((1, 28, 28), 10, (0.0,), (1.0,)).eval()
     torch.manual_seed(0)
-    shifted = zoo.ARCHITECTURES[name]((1, 28, 28), 10, (0.2,), (0.5,)).eval()
+    shifted = build((1, 28, 28), 10, (0.2,), (0.5,)).eval()
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(shifted(x), model((x - 0.2) / 0.5))
 
@@ -41,12 +52,12 @@ def test_lenet_rejects_images_too_small_for_its_convolutions():
         zoo.LeNetBN((1, 10, 10))
 
 
-def test_fit_and_save_trains_any_registered_architecture_from_a_seed(tmp_path):
+def test_train_new_cnn_trains_any_architecture_of_the_table_from_a_seed(tmp_path):
     small = data.load_dataset(sizes=(200, 50, 50))
-    first, metadata, _ = training.fit_and_save(
+    first, metadata, _ = fit_and_save(
         small, tmp_path / "a.pt", num_epochs=1, seed=3, architecture="MLP", progress=False
     )
-    again, _, _ = training.fit_and_save(
+    again, _, _ = fit_and_save(
         small, tmp_path / "b.pt", num_epochs=1, seed=3, architecture="MLP", progress=False
     )
     assert isinstance(first, zoo.MLP) and metadata["num_epochs"] == 1
@@ -60,7 +71,7 @@ def test_fit_and_save_trains_any_registered_architecture_from_a_seed(tmp_path):
 def test_load_or_train_retrains_a_checkpoint_of_another_architecture(tmp_path, capsys):
     small = data.load_dataset(sizes=(200, 50, 50))
     path = tmp_path / "model.pt"
-    training.fit_and_save(small, path, num_epochs=1, seed=0, architecture="MLP", progress=False)
+    fit_and_save(small, path, num_epochs=1, seed=0, architecture="MLP", progress=False)
     model, _ = training.load_or_train(small, path, num_epochs=1, seed=0, architecture="LeNetBN")
     assert "architecture='MLP' but 'LeNetBN'" in capsys.readouterr().out
     assert isinstance(model, zoo.LeNetBN)
@@ -69,12 +80,14 @@ def test_load_or_train_retrains_a_checkpoint_of_another_architecture(tmp_path, c
 def test_unknown_architecture_names_the_choices(tmp_path):
     small = data.load_dataset(sizes=(200, 50, 50))
     with pytest.raises(ValueError, match="architecture must be one of"):
-        training.fit_and_save(small, tmp_path / "x.pt", num_epochs=1, seed=0, architecture="VGG")
+        training.train_new_cnn(small, num_epochs=1, seed=0, architecture="VGG")
 
 
 def test_an_ensemble_answers_the_mean_of_its_members_log_probabilities():
     torch.manual_seed(0)
-    ensemble = zoo.Ensemble((1, 28, 28), 10, (0.1,), (0.3,), architecture="MLP", num_members=3)
+    ensemble = architectures.Ensemble(
+        (1, 28, 28), 10, (0.1,), (0.3,), architecture="MLP", num_members=3
+    )
     x = torch.rand(4, 1, 28, 28)
     votes = [member.eval()(x).log_softmax(1) for member in ensemble.members]
     torch.testing.assert_close(ensemble.eval()(x), sum(votes) / 3)
@@ -93,4 +106,4 @@ def test_an_ensemble_answers_the_mean_of_its_members_log_probabilities():
 )
 def test_an_ensemble_rejects_bad_members(settings, error, message):
     with pytest.raises(error, match=message):
-        zoo.Ensemble((1, 28, 28), 10, **settings)
+        architectures.Ensemble((1, 28, 28), 10, **settings)

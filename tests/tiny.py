@@ -109,3 +109,26 @@ def make_model(
 
 
 ARCHS = ("cnn", "mlp", "lenet_bn", "resnet")
+
+
+def make_bn_model(seed: int) -> nn.Module:
+    """A small CNN with BatchNorm and dropout, briefly 'trained' so its statistics are not 0/1."""
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Flatten(),
+        nn.Linear(4 * 36, 8),
+        nn.BatchNorm1d(8),
+        nn.ReLU(),
+        nn.Linear(8, 4),
+    )
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+        model.train()
+        for _ in range(3):  # move the running statistics away from their initial values
+            model(torch.rand(16, *SHAPE, generator=generator))
+    return model

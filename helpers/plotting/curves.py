@@ -20,10 +20,19 @@ def plot_budget_curve(records: Sequence[dict], *, title: str | None = None) -> F
         size.plot(budgets, [r["median_l2_ratio_to_whitebox"] for r in mine], marker=marker)
         success.plot(budgets, [100 * r["success_rate"] for r in mine], marker=marker, label=method)
     size.axhline(1, color="gray", linestyle=":")
-    size.set(xscale="log", xlabel="black-box queries per image", ylabel="median L2 / white box",
-             title="Explanation size (1: the developer's)")  # fmt: skip
-    success.set(xscale="log", xlabel="black-box queries per image", ylabel="explained (%)",
-                ylim=(-2, 102), title="Success")  # fmt: skip
+    size.set(
+        xscale="log",
+        xlabel="black-box queries per image",
+        ylabel="median L2 / white box",
+        title="Explanation size (1: the developer's)",
+    )
+    success.set(
+        xscale="log",
+        xlabel="black-box queries per image",
+        ylabel="explained (%)",
+        ylim=(-2, 102),
+        title="Success",
+    )
     success.legend(fontsize=8)
     if title:
         fig.suptitle(title)
@@ -36,21 +45,33 @@ def plot_label_curve(records: Sequence[dict], *, title: str | None = None) -> Fi
     the benchmark's ``label_curve``."""
     fig, (share, queries) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for jacobian, style in ((False, "-"), (True, "--")):
-        mine = sorted((r for r in records if r["jacobian"] == jacobian),
-                      key=lambda r: r["label_queries"])  # fmt: skip
+        mine = sorted(
+            (r for r in records if r["jacobian"] == jacobian), key=lambda r: r["label_queries"]
+        )
         if not mine:
             continue
         labels = [r["label_queries"] for r in mine]
         name = "Jacobian augmentation" if jacobian else "pool only"
-        share.plot(labels, [100 * r["agreement"] for r in mine], "s" + style,
-                   label=f"agreement, {name}")  # fmt: skip
-        share.plot(labels, [100 * r["success_rate"] for r in mine], "o" + style,
-                   label=f"explained, {name}")  # fmt: skip
+        share.plot(
+            labels, [100 * r["agreement"] for r in mine], "s" + style, label=f"agreement, {name}"
+        )
+        share.plot(
+            labels, [100 * r["success_rate"] for r in mine], "o" + style, label=f"explained, {name}"
+        )
         queries.plot(labels, [r["mean_queries"] for r in mine], "o" + style, label=name)
-    share.set(xscale="log", xlabel="label queries", ylabel="%", ylim=(-2, 102),
-              title="Agreement and success")  # fmt: skip
-    queries.set(xscale="log", xlabel="label queries", ylabel="mean black-box queries per image",
-                title="Cost of an explanation")  # fmt: skip
+    share.set(
+        xscale="log",
+        xlabel="label queries",
+        ylabel="%",
+        ylim=(-2, 102),
+        title="Agreement and success",
+    )
+    queries.set(
+        xscale="log",
+        xlabel="label queries",
+        ylabel="mean black-box queries per image",
+        title="Cost of an explanation",
+    )
     share.legend(fontsize=8)
     queries.legend(fontsize=8)
     if title:

@@ -30,15 +30,21 @@ def show_grad_cams(
     """
     names = list(rows)
     n = len(next(iter(rows.values()))[0])
-    fig, axes = plt.subplots(len(names), n, figsize=(1.6 * n + 1.2, 1.8 * len(names) + 0.5),
-                             squeeze=False, layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        len(names),
+        n,
+        figsize=(1.6 * n + 1.2, 1.8 * len(names) + 0.5),
+        squeeze=False,
+        layout="constrained",
+    )
     for r, name in enumerate(names):
         x, maps = rows[name]
         for i in range(n):
             ax = axes[r, i]
             ax.imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
-            image = ax.imshow(maps[i].detach().cpu().numpy(), cmap=HEAT_CMAP, vmin=0, vmax=1,
-                              alpha=alpha)  # fmt: skip
+            image = ax.imshow(
+                maps[i].detach().cpu().numpy(), cmap=HEAT_CMAP, vmin=0, vmax=1, alpha=alpha
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0 and titles is not None:
@@ -79,8 +85,9 @@ def show_contributions(
     Args: x: (N, C, H, W) in [0, 1]; promoting, suppressing: (N, C, H, W) signed maps.
     """
     n = len(x)
-    fig, axes = plt.subplots(3, n, figsize=(1.7 * n + 1.4, 5.6), squeeze=False,
-                             layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        3, n, figsize=(1.7 * n + 1.4, 5.6), squeeze=False, layout="constrained"
+    )
     for i in range(n):
         axes[0, i].imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
         axes[0, i].set_title(titles[i], fontsize=9)
@@ -102,12 +109,22 @@ def plot_shares(
     """Stacked horizontal bars: per source, the share of each category (summing to 1)."""
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(shares) + 1.6), layout="constrained")
     sources, left = list(shares), np.zeros(len(shares))
-    colors = {"suppression": "tab:blue", "balanced": "tab:gray", "promotion": "tab:red",
-              "neither": "white"}  # fmt: skip
+    colors = {
+        "suppression": "tab:blue",
+        "balanced": "tab:gray",
+        "promotion": "tab:red",
+        "neither": "white",
+    }
     for category in next(iter(shares.values())):
         values = np.array([shares[s][category] for s in sources])
-        ax.barh(sources, values, left=left, label=category, edgecolor="black",
-                color=colors.get(category))  # fmt: skip
+        ax.barh(
+            sources,
+            values,
+            left=left,
+            label=category,
+            edgecolor="black",
+            color=colors.get(category),
+        )
         left += values
     ax.set(xlabel="share of the images", xlim=(0, 1), title=title)
     ax.invert_yaxis()
@@ -123,8 +140,11 @@ def plot_units(
     fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
     for name, values in sensitivity.items():
         ax.scatter(selectivity.cpu().numpy(), values.cpu().numpy(), s=18, alpha=0.7, label=name)
-    ax.set(xlabel="class selectivity (Morcos et al. 2018)",
-           ylabel="mean |change of activation|", title=title)  # fmt: skip
+    ax.set(
+        xlabel="class selectivity (Morcos et al. 2018)",
+        ylabel="mean |change of activation|",
+        title=title,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -139,8 +159,9 @@ def plot_spectra(
     for name, power in curves.items():
         values = power.detach().cpu().double().numpy()[1:]
         ax.semilogy(np.arange(1, len(values) + 1), values / values.sum(), marker=".", label=name)
-    ax.set(xlabel="radius (cycles per image)", ylabel="share of the power (mean excluded)",
-           title=title)  # fmt: skip
+    ax.set(
+        xlabel="radius (cycles per image)", ylabel="share of the power (mean excluded)", title=title
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

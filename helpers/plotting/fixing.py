@@ -22,8 +22,9 @@ def show_region_explanations(
     the magnitude |δ| of its explanation, titled with its share inside the region, with a colour
     bar. masks: (N, 1, H, W) bool."""
     n = len(result)
-    fig, axes = plt.subplots(2, n, figsize=(1.9 * n + 1.2, 4.4), squeeze=False,
-                             layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        2, n, figsize=(1.9 * n + 1.2, 4.4), squeeze=False, layout="constrained"
+    )
     magnitude = result.delta.abs().sum(1).cpu()  # (N, H, W)
     top = float(magnitude.max()) or 1.0
     shares = decoy.region_share(result.delta.cpu(), masks.cpu())
@@ -83,7 +84,8 @@ def plot_rankings(
         flagged = torch.cat([torch.zeros(1), (1 - hits).cumsum(0) / (1 - hits).sum()])
         ax.plot(flagged.numpy(), found.numpy(), label=name)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
-    ax.set(xlabel=f"share of {negatives} flagged", ylabel=f"share of {positives} found",
-           title=title)  # fmt: skip
+    ax.set(
+        xlabel=f"share of {negatives} flagged", ylabel=f"share of {positives} found", title=title
+    )
     ax.legend(fontsize=8)
     return fig

@@ -20,13 +20,15 @@ def plot_gan_history(histories: dict[str, object], *, title: str) -> Figure:
     fig, (ax_loss, ax_real) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     for (name, history), color in zip(histories.items(), plt.rcParams["axes.prop_cycle"]):
         epochs, color = np.arange(1, len(history.generator_loss) + 1), color["color"]
-        ax_loss.plot(epochs, history.discriminator_loss, "o-", color=color,
-                     label=f"{name}: discriminator")  # fmt: skip
+        ax_loss.plot(
+            epochs, history.discriminator_loss, "o-", color=color, label=f"{name}: discriminator"
+        )
         ax_loss.plot(epochs, history.generator_loss, "s--", color=color, label=f"{name}: generator")
         ax_real.plot(epochs, history.real_accuracy, "o-", color=color, label=name)
     ax_loss.set(title="Losses", xlabel="epoch", ylabel="loss")
-    ax_real.set(title="Real training images put in their class", xlabel="epoch",
-                ylabel="share", ylim=(0, 1))  # fmt: skip
+    ax_real.set(
+        title="Real training images put in their class", xlabel="epoch", ylabel="share", ylim=(0, 1)
+    )
     for ax in (ax_loss, ax_real):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=8)
@@ -42,15 +44,23 @@ def show_class_grid(
     order given, each titled with the class a classifier ``read`` (N,) there (red if not y)."""
     per_row = int((y == y[0]).sum())
     rows = -(-len(x) // per_row)
-    fig, axes = plt.subplots(rows, per_row, figsize=(1.1 * per_row, 1.2 * rows + 0.6),
-                             squeeze=False, layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        rows,
+        per_row,
+        figsize=(1.1 * per_row, 1.2 * rows + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
     for ax in axes.flat:
         ax.axis("off")
     for i, ax in enumerate(axes.flat[: len(x)]):
         ax.imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
         wrong = int(read[i]) != int(y[i])
-        ax.set_title(f"{classes[int(y[i])]}: read {classes[int(read[i])]}", fontsize=7,
-                     color="red" if wrong else "black")  # fmt: skip
+        ax.set_title(
+            f"{classes[int(y[i])]}: read {classes[int(read[i])]}",
+            fontsize=7,
+            color="red" if wrong else "black",
+        )
     fig.suptitle(title)
     return fig
 
@@ -74,25 +84,36 @@ def show_counterfactuals(
         read = int(counterfactual.y_adv[i])
         column = axes[:, i]
         column[0].imshow(to_image(counterfactual.x[i]), cmap="gray", vmin=0, vmax=1)
-        column[0].set_title(f"{classes[true]} (said {classes[said]})\nfake "
-                            f"{fakeness['original'][i]:.2f}", fontsize=8)  # fmt: skip
+        column[0].set_title(
+            f"{classes[true]} (said {classes[said]})\nfake {fakeness['original'][i]:.2f}",
+            fontsize=8,
+        )
         column[1].imshow(to_image(counterfactual.x_adv[i]), cmap="gray", vmin=0, vmax=1)
-        column[1].set_title(f"reads {classes[read]}, fake {fakeness['counterfactual'][i]:.2f}",
-                            fontsize=8, color="black" if read == true else "red")  # fmt: skip
+        column[1].set_title(
+            f"reads {classes[read]}, fake {fakeness['counterfactual'][i]:.2f}",
+            fontsize=8,
+            color="black" if read == true else "red",
+        )
         mask = counterfactual.delta[i].abs().sum(0).detach().cpu().numpy()
         heat = column[2].imshow(mask, cmap="hot", vmin=0, vmax=1)
         column[2].set_title(f"mask, L2 {counterfactual.delta[i].norm():.2f}", fontsize=8)
         signed = draw_signed(column[3], whitebox.delta[i])
-        column[3].set_title(f"white box, L2 {whitebox.delta[i].norm():.2f}\nfake "
-                            f"{fakeness['white box'][i]:.2f}", fontsize=8)  # fmt: skip
+        column[3].set_title(
+            f"white box, L2 {whitebox.delta[i].norm():.2f}\nfake {fakeness['white box'][i]:.2f}",
+            fontsize=8,
+        )
         for ax in column:
             ax.set_xticks([])
             ax.set_yticks([])
     for row, label in zip(axes[:, 0], ("original", "counterfactual", "|change|", "white-box δ")):
         row.set_ylabel(label)
     fig.colorbar(heat, ax=axes[2, :].tolist(), fraction=0.02, label="|change|")
-    fig.colorbar(signed, ax=axes[3, :].tolist(), fraction=0.02,
-                 label="δ: ink added (red),\neach tile to its own maximum")  # fmt: skip
+    fig.colorbar(
+        signed,
+        ax=axes[3, :].tolist(),
+        fraction=0.02,
+        label="δ: ink added (red),\neach tile to its own maximum",
+    )
     fig.suptitle(title)
     return fig
 

@@ -59,8 +59,16 @@ def show_probabilities(
         labels[predicted].set_color("tab:red")
         labels[true].set(color="tab:green", fontweight="bold")
         text = "<0.1%" if probs[true] < 0.001 else f"{probs[true]:.1%}"
-        ax_bars.annotate(text, (true, probs[true]), xytext=(0, 2), textcoords="offset points",
-                         ha="center", va="bottom", fontsize=8, color="tab:green")  # fmt: skip
+        ax_bars.annotate(
+            text,
+            (true, probs[true]),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="tab:green",
+        )
         ax_bars.set(ylim=(0, 1.15), yticks=[0, 0.25, 0.5, 0.75, 1], ylabel="probability")
     axes[-1, 1].set_xlabel("class (green: true, red: predicted)")
     if suptitle:

@@ -45,8 +45,11 @@ def show_adversarial_examples(
     for i in range(n):
         true, now = int(result.y[i]), int(result.y_adv[i])
         axes[0, i].imshow(to_image(result.x_adv[i]), cmap="gray", vmin=0, vmax=1)
-        axes[0, i].set_title(f"{classes[true]} → {classes[now]} ({result.probs_adv[i, now]:.0%})",
-                             fontsize=9, color="tab:red" if now != true else "black")  # fmt: skip
+        axes[0, i].set_title(
+            f"{classes[true]} → {classes[now]} ({result.probs_adv[i, now]:.0%})",
+            fontsize=9,
+            color="tab:red" if now != true else "black",
+        )
         last = i == n - 1
         draw_signed(axes[1, i], result.delta[i], colorbar="δ: ink added (red)" if last else None)
         axes[1, i].set_title(f"L∞ {result.linf[i]:.2f}, L2 {result.l2[i]:.1f}", fontsize=8)

@@ -1,9 +1,11 @@
-"""DeepFool, targeted (to fix a mistake) or untargeted (to fool a right answer), and the
-refinement that shrinks any explanation toward the nearest point of the decision boundary.
+"""DeepFool, targeted (to fix a mistake) or untargeted (to fool a right answer), with its step
+policy, and the refinement that shrinks any explanation toward the nearest point of the decision
+boundary.
 
 Each step aims at the nearest point of the [0, 1] box where the linearized margins hold
-(``helpers.geometry``), and adapts its length per image to the curvature it meets, so an
-image never walks away from the boundary. Registered as "deepfool" and "deepfool_refined".
+(``geometry.project_to_polytope``) and adapts its length per image to the curvature it meets
+(``next_step_scale``, ``step_curvature``, ``curvature_scale``, below), so an image never walks
+away from the boundary. In the table of methods as "deepfool" and "deepfool_refined".
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from helpers import geometry, objectives, registry, validation
+from helpers import geometry, objectives, validation
 from helpers.engine import Model, Run
 from helpers.objectives import Objective, margin
 from helpers.records import Explanation
@@ -40,7 +42,7 @@ def deepfool(
     Args:
         model, x (N, C, H, W) in [0, 1], y (N,): the classifier, images and true labels.
         overshoot: the first step goes this fraction past its linear target; later steps adapt
-            per image to the curvature they met (``geometry.next_step_scale``).
+            per image to the curvature they met (``next_step_scale``).
         max_queries: candidates per image in all, refinement included. A miss that raised the
             margin re-linearizes there; one that did not is not taken, and the next step leaves
             from the same point 1/2, 2, 1/4, 4... times as long, so no image walks away.
@@ -57,10 +59,15 @@ def deepfool(
     fix = goal == "fix"
     objective = partial(class_margins, num_constraints=num_constraints) if fix else _away
     name = "deepfool" if fix else "deepfool_fool"
-    with Run(model, x, y, goal=goal, objective=objective, index=index) as run:
+    if num_refine_steps:
+        settings.update(num_refine_steps=num_refine_steps, refine_overshoot=refine_overshoot)
+        name = f"{name}_refined"
+    with Run(
+        model, x, y, goal=goal, objective=objective, index=index, max_queries=max_queries
+    ) as run:
+        if not run.attacked.any():  # nothing to change (an empty batch, say)
+            return run.finish(name, settings)
         x, value, grad = run.x, run.value, run.grad  # (N, m) margins, (N, m, C, H, W) gradients
-        if value.dim() == 1:  # an empty batch: the objective never ran
-            value, grad = value[:, None], grad[:, None]
         point = x.clone()  # (N, C, H, W): the best point so far, where the next step starts
         scale = x.new_full((len(x),), 1 + overshoot)  # (N,) how far along its linear step
         failures = torch.zeros_like(y)  # (N,) steps in a row that did not raise the margin
@@ -71,7 +78,7 @@ def deepfool(
                 break
             point_i, value_i, grad_i = point[rows], value[rows], grad[rows]
             step_i = _polytope_point(point_i, grad_i, value_i) - point_i  # the linear step
-            bent = geometry.curvature_scale(value_i[:, 0], _norm(step_i), curvature[rows])
+            bent = curvature_scale(value_i[:, 0], _norm(step_i), curvature[rows])
             first = failures[rows] == 0
             used = torch.where(
                 first, torch.maximum(scale[rows], (1 + overshoot) * bent), scale[rows]
@@ -80,29 +87,25 @@ def deepfool(
             linear = (value_i + _dot(grad_i, candidate - point_i)).amin(1)  # predicted margin
 
             judge = partial(
-                geometry.next_step_scale, used, failures[rows], 1 + overshoot, value_i[:, 0], linear
+                next_step_scale, used, failures[rows], 1 + overshoot, value_i[:, 0], linear
             )
             more, refining = step < max_queries - 1, num_refine_steps > 0
             need = partial(_need_gradient, judge=judge, more=more, refining=refining)
             probe = run.query(candidate, rows, objective, need_grad=need)
             margin_new = probe.value[:, 0]
             scale[rows], failures[rows], improved = judge(margin_new)
-            bend = geometry.step_curvature(
-                value_i[:, 0], linear, margin_new, _norm(candidate - point_i)
-            )
+            bend = step_curvature(value_i[:, 0], linear, margin_new, _norm(candidate - point_i))
             curvature[rows] = torch.where(improved, bend, curvature[rows])
             take = improved | probe.reached  # a step that did not raise the margin is not taken
             point[rows] = torch.where(take[:, None, None, None], candidate, point_i)
             value[rows] = torch.where(take[:, None], probe.value, value_i)
             grad[rows] = torch.where(take[:, None, None, None, None], probe.grad, grad_i)
             run.keep(probe, take)
-        if num_refine_steps == 0:
-            return run.finish(name, settings)
-        settings.update(num_refine_steps=num_refine_steps, refine_overshoot=refine_overshoot)
-        margin_objective = margin if fix else objectives.away
-        _refine(run, margin_objective, value[:, 0].clone(), grad[:, 0].clone(), num_refine_steps,
-                refine_overshoot, max_queries)  # fmt: skip
-        return run.finish(f"{name}_refined", settings)
+        if num_refine_steps:
+            away = margin if fix else objectives.away
+            first, first_grad = value[:, 0].clone(), grad[:, 0].clone()
+            _refine(run, away, first, first_grad, num_refine_steps, refine_overshoot)
+        return run.finish(name, settings)
 
 
 def _need_gradient(
@@ -180,13 +183,13 @@ def refine(
             f"{x_adv.device} {x_adv.dtype} for x {tuple(x.shape)} {x.device} {x.dtype}."
         )
     settings = dict(num_steps=num_steps, overshoot=overshoot)
-    with Run(model, x, y, index=index) as run:
+    with Run(model, x, y, index=index, max_queries=1 + num_steps) as run:
         rows = run.attacked.nonzero()[:, 0]
         if len(rows):
             probe = run.query(x_adv[rows].detach(), rows, margin, need_grad=num_steps > 0)
             run.value[rows], run.grad[rows] = probe.value, probe.grad
             run.keep(probe)  # the starting point: refinement keeps it unless it finds a smaller one
-        _refine(run, margin, run.value, run.grad, num_steps, overshoot, 1 + num_steps)
+        _refine(run, margin, run.value, run.grad, num_steps, overshoot)
         return run.finish("refine", settings)
 
 
@@ -197,9 +200,8 @@ def _refine(
     grad: Tensor,
     num_steps: int,
     overshoot: float,
-    max_queries: int,
 ) -> None:
-    """Shrink the run's successes for ``num_steps`` steps within ``max_queries`` per image.
+    """Shrink the run's successes for ``num_steps`` steps, within the run's budget per image.
 
     ``run.x_adv`` holds the last candidates (N, C, H, W); ``value`` (N,) their ``objective``
     (> 0 where the goal is met) and ``grad`` (N, C, H, W) its gradient, updated in place.
@@ -214,7 +216,7 @@ def _refine(
     right, alpha = run.success.clone(), x.new_ones(len(x))  # (N,) each
     rows = (run.attacked & run.success).nonzero()[:, 0]
     for step in range(num_steps):
-        rows = rows[run.counter.queries[rows] < max_queries]
+        rows = rows[run.within(rows)]
         if len(rows) == 0:
             break
         x_i, point_i, value_i, grad_i = x[rows], point[rows], value[rows], grad[rows]
@@ -224,7 +226,7 @@ def _refine(
         target = geometry.boundary_point(point_i, grad_i, value_i, anchor=anchor)
         length = torch.where(wide, alpha[rows][:, None, None, None], 1 + overshoot)
         candidate = (point_i + length * (target - point_i)).clamp(0, 1)
-        more = (step < num_steps - 1) & (run.counter.queries[rows] < max_queries - 1)
+        more = (step < num_steps - 1) & (run.left(rows) > 1)
         probe = run.query(candidate, rows, objective, need_grad=more)
         point[rows], value[rows], right[rows] = candidate, probe.value, probe.reached
         grad[rows] = probe.grad
@@ -236,13 +238,78 @@ def _refine(
         run.keep(probe, better)
 
 
-_OVERSHOOT = (0.0, 1.0, 0.01)
-for _method in (
-    registry.Method("deepfool", "DeepFool", "white box", deepfool, "overshoot", _OVERSHOOT,
-                    {"overshoot": 0.05}),
-    registry.Method("deepfool_refined", "DeepFool + 10 refinement steps", "white box", deepfool,
-                    "overshoot", _OVERSHOOT, {"overshoot": 0.05, "num_refine_steps": 10}),
-):  # fmt: skip
-    registry.register(_method)
+# The step policy: how far each image's next step goes, from what its last step did.
 
-__all__ = ["class_margins", "deepfool", "refine"]
+
+def next_step_scale(
+    scale: Tensor,
+    failures: Tensor,
+    base: float,
+    margin: Tensor,
+    linear: Tensor,
+    margin_new: Tensor,
+    *,
+    max_scale: float = 2.0,
+    min_efficiency: float = 0.1,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """How far each image's next DeepFool step goes, as a multiple of its linear step.
+
+    Args:
+        scale: (n,) the last step's multiple; failures: (n,) int64, steps in a row that did
+            not raise the margin before it; base: 1 + the first step's overshoot.
+        margin, linear, margin_new: (n,) the margin where the step started, the margin its
+            linearization predicted at the candidate, and the margin the model gave there.
+    Returns: ``scale`` (n,), ``failures`` (n,) and ``improved`` (n,) bool. After a step that
+        raised the margin by a fraction rho of the predicted gain, the next one (from the
+        candidate) is ``base`` / rho, within [base, max_scale]: the curvature is likely to
+        persist. After one that did not, the next leaves from the same point, 1/2, 2, 1/4,
+        4, ... times the first multiple that failed: shorter in case the step ran past a bend,
+        longer in case it was too short to tell, so that no image stalls on one length.
+    """
+    improved = margin_new > margin
+    predicted = linear - margin  # (n,)
+    rho = torch.where(predicted > 0, (margin_new - margin) / predicted.clamp(min=1e-30), 1.0)
+    grown = (base / rho.clamp(min=min_efficiency)).clamp(base, max_scale)
+    tries = failures + 1
+    exponent = torch.where(tries % 2 == 1, -tries, tries).to(scale.dtype)
+    bracketed = scale * 2.0**exponent
+    return (
+        torch.where(improved, grown, bracketed),
+        torch.where(improved, 0, tries),
+        improved,
+    )
+
+
+def step_curvature(margin: Tensor, linear: Tensor, margin_new: Tensor, distance: Tensor) -> Tensor:
+    """Second derivative of the margin along the last step, if the margin bends down, else 0.
+
+    Args: (n,) each: the margin where the step started, its linear prediction and the model's
+    margin at the candidate, and the L2 length of the step. A parabola through the start, with
+    the start's slope, reaches ``margin_new`` with this curvature; returns (n,) <= 0.
+    """
+    return (2 * (margin_new - linear) / distance.clamp(min=1e-30) ** 2).clamp(max=0)
+
+
+def curvature_scale(
+    margin: Tensor, distance: Tensor, curvature: Tensor, *, max_scale: float = 3.0
+) -> Tensor:
+    """How much longer than its linear step (``distance`` to where the linearized ``margin``
+    reaches 0) a step must be for the parabola of that ``curvature`` to reach 0.
+
+    Args: (n,) each; ``margin`` < 0 and ``curvature`` <= 0 (from ``step_curvature``).
+    Returns: (n,) in [1, 2] where the parabola reaches 0 (2 where it just touches it), and
+        ``max_scale`` where it bends down before reaching it.
+    """
+    bend = 2 * (-curvature) * distance**2 / (-margin).clamp(min=1e-30)  # (n,) >= 0
+    reaches = 2 / (1 + (1 - bend).clamp(min=0).sqrt())
+    return torch.where(bend <= 1, reaches, max_scale)
+
+
+__all__ = [
+    "class_margins",
+    "curvature_scale",
+    "deepfool",
+    "next_step_scale",
+    "refine",
+    "step_curvature",
+]

@@ -1,10 +1,9 @@
-"""Inverted adversarial examples: change a misclassified image as little as possible until the
-model gets it right.
+"""Iterative gradient steps: the simplest inverted adversarial example.
 
-Every method takes a batch of images ``x`` (N, C, H, W) in [0, 1] and their true labels ``y``
-(N,), stops per image at the first correct prediction, and returns a ``records.Explanation``.
-Images the model already gets right come back untouched, at zero queries. The methods run on
-``helpers.engine`` and are registered in ``helpers.registry``; ``explain`` picks one by name.
+Each step moves every image still misclassified along the gradient of an objective, by default
+log p(y) (``goal="fix"``), in L∞ (the gradient's sign, as iterative FGSM) or L2 (its
+direction), optionally within a ball of radius ``eps``; each candidate costs one query. With
+``goal="fool"`` and the cross-entropy it is FGSM and PGD's step (``attacks.forward``).
 """
 
 from __future__ import annotations
@@ -14,11 +13,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from helpers import geometry, objectives, registry, validation
-from helpers.deepfool import deepfool, refine  # noqa: F401 (registers DeepFool first)
+from helpers import geometry, objectives, validation
 from helpers.engine import Model, Run
 from helpers.objectives import Objective, log_probability
-from helpers.records import Explanation, Predictions
+from helpers.records import Explanation
 
 
 def iterative_gradient(
@@ -70,9 +68,18 @@ def iterative_gradient(
         objective = log_probability if goal == "fix" else objectives.cross_entropy
     validation.check_images(x, "x")
     validation.check_generator(generator, x.device)
+    validation.check_callable(objective, "objective")
     first = None if random_start else objective
+    attack_all = not stop_at_success
     with Run(
-        model, x, y, goal=goal, objective=first, index=index, attack_all=not stop_at_success
+        model,
+        x,
+        y,
+        goal=goal,
+        objective=first,
+        index=index,
+        attack_all=attack_all,
+        max_queries=max_queries,
     ) as run:
         x, grad = run.x, run.grad  # grad (N, C, H, W): of the objective at the last candidate
         for step in range(max_queries):
@@ -93,41 +100,6 @@ def iterative_gradient(
         return run.finish(f"iterative_{norm}", settings)
 
 
-def explain(
-    model: Model,
-    x: Tensor | Predictions,
-    y: Tensor | None = None,
-    method: str = "deepfool",
-    *,
-    index: Tensor | None = None,
-    **settings: object,
-) -> Explanation:
-    """Explain why ``model`` misclassifies ``x`` with a registered white-box ``method``.
-
-    Args:
-        model: the classifier. x, y: images (N, C, H, W) and labels (N,), or a record (such as
-            ``evaluation.find_misclassified``'s) whose ``x``, ``y`` and ``index`` are used.
-        method: a name of ``registry.methods("white box")``; settings override its defaults.
-        index: (N,) the images' rows in their source split (a record brings its own).
-    Returns: its ``Explanation``.
-    """
-    x, y, from_record = unpack(x, y)
-    index = from_record if index is None else index
-    chosen = registry.get(method, "white box")
-    return chosen(x, y, model=model, index=index, **settings)
-
-
-def unpack(x: Tensor | Predictions, y: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """(x, y, index) from a record, or from images and labels (index None)."""
-    if isinstance(x, Predictions):
-        if y is not None:
-            raise ValueError("pass either a record or images x with labels y, not both")
-        return x.x, x.y, x.index
-    if y is None:
-        raise TypeError("y is missing: pass labels y (N,) with the images, or pass a record")
-    return x, y, None
-
-
 def _gradient_for(misses: bool, hits: bool) -> Callable[[Tensor, Tensor], Tensor]:
     """Which rows need a gradient, as a function of the (n,) mask of rows that reached the goal
     (and their values): the gradient of a miss steers the next step, that of a hit starts
@@ -135,21 +107,4 @@ def _gradient_for(misses: bool, hits: bool) -> Callable[[Tensor, Tensor], Tensor
     return lambda reached, value: (~reached & misses) | (reached & hits)
 
 
-_SLIDERS = {"linf": (0.002, 0.1, 0.002), "l2": (0.02, 1.0, 0.02)}
-for _method in (
-    registry.Method("iterative_linf", "iterative L∞", "white box", iterative_gradient,
-                    "step_size", _SLIDERS["linf"], {"norm": "linf", "step_size": 0.02}),
-    registry.Method("iterative_l2", "iterative L2", "white box", iterative_gradient,
-                    "step_size", _SLIDERS["l2"], {"norm": "l2", "step_size": 0.25}),
-):  # fmt: skip
-    registry.register(_method)
-METHODS = tuple(method.name for method in registry.methods("white box"))
-
-__all__ = [
-    "METHODS",
-    "deepfool",
-    "explain",
-    "iterative_gradient",
-    "refine",
-    "unpack",
-]
+__all__ = ["iterative_gradient"]

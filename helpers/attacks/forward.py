@@ -1,6 +1,6 @@
 """Forward attacks: make a model that is right about an image wrong, with a small change.
 
-The same machinery as the inverted attacks of ``helpers.attacks`` with ``goal="fool"``: the
+The same machinery as the inverted attacks with ``goal="fool"``: the
 attacked images are those the model gets right, ``success`` means "the model is now wrong",
 each candidate is one query, and an image stops at its first success. FGSM (Goodfellow et al.
 2015) is one signed step; PGD (Madry et al. 2018) many, from a random start, with restarts;
@@ -14,7 +14,9 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from helpers import attacks, registry, validation
+from helpers import validation
+from helpers.attacks.deepfool import deepfool as _deepfool
+from helpers.attacks.iterative import iterative_gradient
 from helpers.engine import Model
 from helpers.records import Explanation
 
@@ -26,7 +28,7 @@ def fgsm(model: Model, x: Tensor, y: Tensor, *, eps: float = 0.1, **options) -> 
     Returns: an ``Explanation`` whose ``success`` says the model is now wrong.
     """
     validation.check_positive(eps, "eps")
-    result = attacks.iterative_gradient(
+    result = iterative_gradient(
         model, x, y, norm="linf", eps=eps, step_size=eps, max_queries=1, goal="fool", **options
     )
     return replace(result, method="fgsm", settings={"eps": eps})
@@ -79,35 +81,22 @@ def pgd(
     generator = generator if generator is not None else _default_generator(x.device)
     validation.check_generator(generator, x.device)
     settings = dict(eps=eps, norm=norm, step_size=step_size, max_queries=num_steps + 1)
-    result = None
-    for _ in range(num_restarts):
-        rows = torch.arange(len(x), device=x.device) if result is None else _unfooled(result)
+    options = dict(random_start=True, generator=generator, goal="fool", index=index)
+    options["stop_at_success"] = stop_at_success
+    result = iterative_gradient(model, x, y, **options, **settings)
+    for _ in range(num_restarts - 1):
+        rows = (result.attacked & ~result.success).nonzero()[:, 0]  # not fooled yet
         if len(rows) == 0:
             break
-        part = attacks.iterative_gradient(
-            model, x[rows], y[rows], random_start=True, generator=generator, goal="fool",
-            stop_at_success=stop_at_success, **settings,
-        )  # fmt: skip
-        result = part if result is None else _merge(result, part, rows)
-    assert result is not None
+        part = iterative_gradient(model, x[rows], y[rows], **{**options, "index": None}, **settings)
+        result = _merge(result, part, rows)
     counts = {"num_steps": num_steps, "num_restarts": num_restarts}
-    index = result.index if index is None else index
-    return _renamed(result, f"pgd_{norm}", {**settings, **counts}, index)
+    return replace(result, method=f"pgd_{norm}", settings={**settings, **counts})
 
 
 def deepfool(model: Model, x: Tensor, y: Tensor, **settings) -> Explanation:
     """Untargeted DeepFool: ``attacks.deepfool`` with ``goal="fool"`` (same settings)."""
-    return attacks.deepfool(model, x, y, goal="fool", **settings)
-
-
-def robust_accuracy(result: Explanation) -> float:
-    """Fraction of the images the model still gets right after a forward attack (images it
-    got wrong to begin with count as wrong)."""
-    return 1 - result.success.float().mean().item()
-
-
-def _unfooled(result: Explanation) -> Tensor:
-    return (result.attacked & ~result.success).nonzero()[:, 0]
+    return _deepfool(model, x, y, goal="fool", **settings)
 
 
 def _merge(result: Explanation, part: Explanation, rows: Tensor) -> Explanation:
@@ -122,23 +111,8 @@ def _merge(result: Explanation, part: Explanation, rows: Tensor) -> Explanation:
     return replace(result, **fields)
 
 
-def _renamed(result: Explanation, method: str, settings: dict, index: Tensor) -> Explanation:
-    return replace(result, method=method, settings=settings, index=index)
-
-
 def _default_generator(device: torch.device) -> torch.Generator:
     return torch.Generator(device).manual_seed(0)
 
 
-for _method in (
-    registry.Method("fgsm", "FGSM", "forward", fgsm, "eps", (0.01, 0.5, 0.01), {"eps": 0.1}),
-    registry.Method("pgd_linf", "PGD L∞", "forward", pgd, "eps", (0.01, 0.5, 0.01),
-                    {"eps": 0.1, "norm": "linf", "num_steps": 40}),
-    registry.Method("pgd_l2", "PGD L2", "forward", pgd, "eps", (0.1, 5.0, 0.1),
-                    {"eps": 1.5, "norm": "l2", "num_steps": 40}),
-    registry.Method("deepfool_fool", "untargeted DeepFool", "forward", deepfool, "overshoot",
-                    (0.0, 1.0, 0.01), {"overshoot": 0.02}),
-):  # fmt: skip
-    registry.register(_method)
-
-__all__ = ["deepfool", "fgsm", "pgd", "robust_accuracy"]
+__all__ = ["deepfool", "fgsm", "pgd"]
