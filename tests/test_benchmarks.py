@@ -69,11 +69,11 @@ def test_a_benchmark_without_its_peers_stops_before_any_work(monkeypatch, capsys
     import whitebox
 
     find_spec = importlib.util.find_spec
-    hidden = lambda name, *rest: None if name == "adv_lib" else find_spec(name, *rest)
+    hidden = lambda name, *rest: None if name in common.PEERS else find_spec(name, *rest)
     monkeypatch.setattr(importlib.util, "find_spec", hidden)
     monkeypatch.setattr(common, "setup", lambda args: pytest.fail("the benchmark set up a course"))
     monkeypatch.setattr(sys, "argv", ["whitebox.py"])
-    with pytest.raises(SystemExit, match=r"^error: adv-lib missing: .* \./run bench"):
+    with pytest.raises(SystemExit, match=r"^error: adv-lib, torchattacks missing: .* \./run bench"):
         whitebox.main()
 
 
