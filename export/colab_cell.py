@@ -97,8 +97,10 @@ def retarget_notebook(path: Path, url: str) -> bool:
     cell["source"] = first_cell(url).splitlines(keepends=True)
     # as nbformat and Jupyter write a notebook, so that no other line of the file changes
     written = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+    if written == text:
+        return False
     path.write_text(written, encoding="utf-8")
-    return written != text
+    return True
 
 
 def retarget_readme(text: str, url: str) -> str:
