@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="*", default=curves.BUDGETS)
     parser.add_argument("--pool-sizes", type=int, nargs="*", default=curves.POOL_SIZES)
     args = parser.parse_args()
+    common.require_peers("art")
     lesson, model, metadata, mistakes = common.setup(args)
     device, dataset, (x, y) = lesson.device, lesson.dataset, (mistakes.x, mistakes.y)
     # the referee's answers on the test set, to grade agreement; no user pays for these

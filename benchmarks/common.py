@@ -4,6 +4,7 @@ the JSON report (always written under build/bench/ unless --output says otherwis
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -34,6 +35,36 @@ def parser(doc: str, output: str) -> argparse.ArgumentParser:
     parser.add_argument("--max-images", type=int, default=None, help="explain only the first N")
     parser.add_argument("--output", type=Path, default=ROOT / "build" / "bench" / output)
     return parser
+
+
+# The peers some benchmarks compare against: pyproject.toml's optional `bench` group, which
+# `./run bench` and `./run test` install and `./run course` and `./run lab` do not.
+# module -> distribution
+PEERS = {
+    "adv_lib": "adv-lib",
+    "torchattacks": "torchattacks",
+    "art": "adversarial-robustness-toolbox",
+}
+
+
+def missing_peers(*modules: str) -> list[str]:
+    """The distributions of ``modules`` (keys of PEERS) that are not installed."""
+    unknown = [module for module in modules if module not in PEERS]
+    if unknown:
+        raise ValueError(f"modules={unknown!r} are not benchmark peers: choose from {list(PEERS)}")
+    return [PEERS[module] for module in modules if importlib.util.find_spec(module) is None]
+
+
+def require_peers(*modules: str) -> None:
+    """Stop before any work if a peer among ``modules`` is missing, saying how to install it."""
+    missing = missing_peers(*modules)
+    if missing:
+        raise SystemExit(
+            f"error: {', '.join(missing)} missing: this benchmark compares against the peers of "
+            "pyproject.toml's `bench` group, which ./run course and ./run lab leave out; "
+            "run it with ./run bench (which installs them), or install them with "
+            ".tools/bin/uv sync --frozen --group bench"
+        )
 
 
 def setup(args: argparse.Namespace) -> tuple[course.Course, torch.nn.Module, dict, Mistakes]:

@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=3, help="PGD restarts in the table")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the cross-check")
     args = parser.parse_args()
+    common.require_peers("adv_lib", "torchattacks")
     lesson, model, _, _ = common.setup(args)
     test = lesson.dataset.test
     x, y = test.x[: args.max_images].to(lesson.device), test.y[: args.max_images].to(lesson.device)

@@ -141,6 +141,7 @@ def main() -> None:
         help="architectures, each trained from --seed on the bundled data (or loaded)",
     )
     args = parser.parse_args()
+    common.require_peers("adv_lib", "torchattacks")
     lesson, model, metadata, mistakes = common.setup(args)
     names = ARCHITECTURES if "all" in args.arch else args.arch
     sections = {}

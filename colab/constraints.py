@@ -1,21 +1,30 @@
 """Turn Colab's published `pip freeze` into constraints that a resolver off Colab can use.
 
-    python colab/constraints.py      # rewrites colab/constraints.txt from colab/pip-freeze.txt
+    python colab/constraints.py                 # rewrites colab/constraints.txt
+    python colab/constraints.py --requirements  # also compiles colab/requirements.txt (PyPI)
 
 A line `name==version` is kept as it is. A line `name @ URL` is either rewritten to
 `name==version` (the PyTorch builds: PyPI has the same release) or dropped (see DROPPED).
-tests/test_colab_install.py checks that constraints.txt is what this script writes.
+tests/test_colab_install.py checks that constraints.txt is what this script writes, and that
+requirements.txt holds Colab's versions but for overrides.txt and CUDA_RUNTIME.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 FREEZE = HERE / "pip-freeze.txt"
 CONSTRAINTS = HERE / "constraints.txt"
+OVERRIDES = HERE / "overrides.txt"
+REQUIREMENTS = HERE / "requirements.txt"
+# .venv-colab/ runs on this machine's Python, not Colab's (README.md says why), on Colab's OS.
+VENV_PYTHON = "3.11"
+VENV_PLATFORM = "x86_64-manylinux_2_28"
 # The packages that installing the course must never change in Colab.
 PROTECTED = ("torch", "torchvision", "ipywidgets", "numpy", "matplotlib")
 # Direct references that no registry serves, so no resolver off Colab can use them. None of them
@@ -25,6 +34,10 @@ DROPPED = {
     "jupyter-kernel-gateway": "Colab's fork, installed from a git URL on GitHub",
     "en-core-web-sm": "a spaCy model wheel downloaded from GitHub releases",
 }
+# PyPI's torch is the CUDA build: it depends on its CUDA runtime (these packages) and pins their
+# versions; Colab's CPU build of the same release depends on none of them. Colab may still have
+# one for another package (its xgboost needs nvidia-nccl-cu13), at another version.
+CUDA_RUNTIME = re.compile(r"nvidia-.*|cuda-.*|triton")
 # download.pytorch.org builds: `torch @ .../torch-2.11.0%2Bcpu-cp312-...whl`. Their version
 # (without the local `+cpu` tag) is what a requirement such as `torch>=2.2` is checked against.
 WHEEL_URL = re.compile(
@@ -91,6 +104,48 @@ def constraints_text(path: Path = FREEZE) -> str:
     return "\n".join(header + body) + "\n"
 
 
+def overridden(path: Path = OVERRIDES) -> set[str]:
+    """Normalized names of the packages overrides.txt swaps for .venv-colab/ (reasons there)."""
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(normalize(re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0]))
+    return names
+
+
+def venv_constraints_text(path: Path = FREEZE) -> str:
+    """constraints.txt for .venv-colab/: without the overridden packages and the CUDA runtime.
+
+    A constraint cannot be overridden (uv applies both), so an overridden package's line goes;
+    the CUDA runtime is left to the pins of PyPI's torch, the build .venv-colab/ installs.
+    """
+    released = overridden()
+    lines = constraints_text(path).splitlines()
+    kept = []
+    for line in lines:
+        name = normalize(line.split("==", 1)[0])
+        if not (name in released or CUDA_RUNTIME.fullmatch(name)):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def compile_requirements(uv: str) -> None:
+    """Write requirements.txt: requirements.in resolved for .venv-colab/, with hashes."""
+    # a fixed path, relative to the repository, so that requirements.txt's notes do not change
+    venv_constraints = Path("build", "colab", "constraints-venv.txt")
+    (ROOT / venv_constraints).parent.mkdir(parents=True, exist_ok=True)
+    (ROOT / venv_constraints).write_text(venv_constraints_text())
+    command = [uv, "pip", "compile", "colab/requirements.in", "-c", str(venv_constraints)]
+    command += ["--override", "colab/overrides.txt", "--generate-hashes", "--quiet"]
+    command += ["--python-version", VENV_PYTHON, "--python-platform", VENV_PLATFORM]
+    command += ["--custom-compile-command", "python colab/constraints.py --requirements"]
+    subprocess.run([*command, "-o", "colab/requirements.txt"], cwd=ROOT, check=True)
+
+
 if __name__ == "__main__":
     CONSTRAINTS.write_text(constraints_text())
     sys.stdout.write(f"wrote {CONSTRAINTS}\n")
+    if sys.argv[1:] == ["--requirements"]:
+        compile_requirements(str(ROOT / ".tools" / "bin" / "uv"))
+        sys.stdout.write(f"wrote {REQUIREMENTS}\n")

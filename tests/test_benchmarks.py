@@ -1,5 +1,6 @@
 """The benchmarks run end to end and write the JSON the README describes (tiny settings)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import common  # noqa: E402  (benchmarks/ is not a package)
+
+
+def needs_peers(*modules: str) -> pytest.MarkDecorator:
+    """Skip, saying why, where pyproject.toml's `bench` group is not installed (./run course)."""
+    missing = common.missing_peers(*modules)
+    reason = f"{', '.join(missing)} not installed: ./run test and ./run bench install the group"
+    return pytest.mark.skipif(bool(missing), reason=reason)
 
 
 def run(script: str, *args: str) -> None:
@@ -18,6 +28,7 @@ def run(script: str, *args: str) -> None:
     )
 
 
+@needs_peers("adv_lib", "torchattacks")
 def test_whitebox_benchmark_writes_every_field(tmp_path):
     output = tmp_path / "whitebox.json"
     run(
@@ -54,6 +65,18 @@ def test_whitebox_benchmark_writes_every_field(tmp_path):
     assert report["methods"]["adv-lib DDN"]["median_l2_ratio_to_reference"] == 1
 
 
+def test_a_benchmark_without_its_peers_stops_before_any_work(monkeypatch, capsys):
+    import whitebox
+
+    find_spec = importlib.util.find_spec
+    hidden = lambda name, *rest: None if name in common.PEERS else find_spec(name, *rest)
+    monkeypatch.setattr(importlib.util, "find_spec", hidden)
+    monkeypatch.setattr(common, "setup", lambda args: pytest.fail("the benchmark set up a course"))
+    monkeypatch.setattr(sys, "argv", ["whitebox.py"])
+    with pytest.raises(SystemExit, match=r"^error: adv-lib, torchattacks missing: .* \./run bench"):
+        whitebox.main()
+
+
 def test_explorer_benchmark_times_every_method(tmp_path):
     output = tmp_path / "explorer.json"
     run(
@@ -73,6 +96,7 @@ def test_explorer_benchmark_times_every_method(tmp_path):
         assert record["redraws"] == 7 and 0 < record["median_seconds"] <= record["max_seconds"]
 
 
+@needs_peers("art")
 def test_blackbox_benchmark_writes_every_field(tmp_path):
     output = tmp_path / "blackbox.json"
     run(
@@ -137,6 +161,7 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
         assert record["label_queries"] <= 1000 and 0 <= record["success_rate"] <= 1
 
 
+@needs_peers("adv_lib", "torchattacks")
 def test_robustness_benchmark_writes_every_field(tmp_path):
     output = tmp_path / "robustness.json"
     run(

@@ -1,20 +1,18 @@
 """The course's notebooks share one structure (their execution is tested by nbval)."""
 
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-COLAB_CELL = """\
-# Colab only: fetch the course and install its helpers (Colab's own packages stay as they are)
-import sys
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "export"))
+import colab_cell  # noqa: E402  (export/ is not a package)
 
-if "google.colab" in sys.modules:
-    !git clone -q --depth 1 https://github.com/misclassification-explained/course /content/course
-    %pip install -q -e /content/course
-    sys.path.insert(0, "/content/course")
-    %cd /content/course/notebooks"""
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# written by export/colab_cell.py from the repository's address in pyproject.toml
+COLAB_CELL = colab_cell.first_cell(colab_cell.repository())
 
 
 def code_cells(notebook) -> list:
