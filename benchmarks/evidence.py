@@ -1,4 +1,4 @@
-"""What a change does inside the network (notebook 09): MOD and VID of Grad-CAM under FGSM,
+"""What a change does inside the network (notebook 11): MOD and VID of Grad-CAM under FGSM,
 promotion/suppression shares, and the speed of Grad-CAM plus SSIM.
 
 Run from the repository root, in the project's environment:
@@ -7,7 +7,7 @@ Run from the repository root, in the project's environment:
     .venv/bin/python benchmarks/evidence.py --device cuda --dataset mnist
 
 Models: the provider's SmallCNN (`standard`), a LeNetBN of helpers.zoo trained for
---second-epochs under its own checkpoint name, and notebook 08's robust model (FGSM from a
+--second-epochs under its own checkpoint name, and notebook 10's robust model (FGSM from a
 random start at ε = 0.15 for --robust-epochs). MOD (Chakraborty et al. 2022): the mean NISSIM
 between the Grad-CAM map of the predicted class on each correctly classified test image (the
 first --max-images) and that of the predicted class on its FGSM version, at each ε, at an

@@ -4,7 +4,7 @@ Run from the repository root, in the project's environment:
 
     .venv/bin/python benchmarks/explorer.py
 
-Builds the explorer of notebook 06 on the course's model (white box, and black box with the
+Builds the explorer of notebook 08 on the course's model (white box, and black box with the
 surrogate of notebook 04, loaded or trained with the same settings), then drags each control
 through a fixed sequence of values, as a person would, timing every redraw
 (`Explorer.last_seconds`: the explanation, the probabilities, the images and the text).
@@ -45,7 +45,7 @@ def drag(panel: widgets.ExplorerPanel, num_images: int) -> dict[str, list[float]
 
 def main() -> None:
     parser = common.parser(__doc__, "explorer.json")
-    parser.add_argument("--surrogate-epochs", type=int, default=40, help="as in notebooks 04-06")
+    parser.add_argument("--surrogate-epochs", type=int, default=40, help="as in notebooks 04-08")
     parser.add_argument("--num-images", type=int, default=10, help="images visited per method")
     args = parser.parse_args()
     lesson, model, _, mistakes = common.setup(args)

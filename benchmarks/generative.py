@@ -1,4 +1,4 @@
-"""Counterfactuals and input cleaning with a generative model (notebook 11), measured.
+"""Counterfactuals and input cleaning with a generative model (notebook 15), measured.
 
 Run from the repository root, in the project's environment:
 
@@ -6,7 +6,7 @@ Run from the repository root, in the project's environment:
     .venv/bin/python benchmarks/generative.py --device cuda --dataset mnist
 
 The conditional GAN (--gan-epochs) and the counterfactual GAN (--counterfactual-epochs, judged
-by the provider's CNN, notebook 11's losses) are trained by ``Course.gan``, or loaded if a run
+by the provider's CNN, notebook 15's losses) are trained by ``Course.gan``, or loaded if a run
 with the same recipe saved them; their training seconds are those measured when they were
 trained. Counterfactuals (up to --max-queries passes) of every misclassified test image: the
 share the CNN reads as the true class, median L2, and the median top-50 pixel overlap with the
@@ -29,7 +29,7 @@ from helpers.attacks import forward
 
 EPSILONS = (0.1, 0.2, 0.3)  # PGD against the combined classifier and the CNN
 DEFENCE_EPSILONS = (0.1, 0.3)  # the attacks on Defense-GAN
-COUNTERFACTUAL = {"size_weight": 1.0, "judge_weight": 4.0, "near_share": 0.5}  # notebook 11's
+COUNTERFACTUAL = {"size_weight": 1.0, "judge_weight": 4.0, "near_share": 0.5}  # notebook 15's
 
 
 def counterfactual_record(lesson, model, gan, mistakes, args) -> dict:

@@ -7,7 +7,7 @@ Run from the repository root, in the project's environment:
 
 Models, all SmallCNNs trained on the provider's training split from the same seed: `standard`;
 `noise` (Gaussian noise, std --noise-std, --noise-epochs); `fgsm_rs` (fast adversarial training,
-Wong et al. 2020, at --fgsm-eps for --fgsm-epochs: notebook 08's recipe, the model later
+Wong et al. 2020, at --fgsm-eps for --fgsm-epochs: notebook 10's recipe, the model later
 notebooks load); `pgd` (Madry et al. 2018 at ε = 0.3, with --pgd-steps steps of --pgd-step-size
 for --pgd-epochs: fewer, larger steps than Madry's 40 of 0.01, and more epochs, to fit a CPU);
 `bit_depth` (the standard CNN behind input rounding to 2^--bits levels, attacked plainly and

@@ -2,7 +2,7 @@
 
 ``ARCHITECTURES`` maps a name to its class: the course's CNNs (``helpers.models``), the zoo's
 MLP, LeNet and ResNet (``helpers.zoo``), an ``Ensemble`` of any of them (here, since it builds
-its members by name) and the GAN of notebook 11 (``helpers.generators``). ``classifiers()`` names
+its members by name) and the GAN of notebook 15 (``helpers.generators``). ``classifiers()`` names
 those that map images to logits. Every model keeps its constructor's arguments in ``config``,
 so ``build(name, config)`` makes it again (``helpers.checkpoints``).
 """

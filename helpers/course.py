@@ -54,7 +54,7 @@ class Course:
         self, defence: str = "fgsm_rs", *, num_epochs: int | None = None, **settings: Any
     ) -> nn.Module:
         """A CNN trained with ``defence`` ("noise", "fgsm_rs" or "pgd") and its ``settings``
-        (e.g. eps=0.3): loaded if it matches, else trained now and saved (notebook 08). Each
+        (e.g. eps=0.3): loaded if it matches, else trained now and saved (notebook 10). Each
         recipe has its own file, so a notebook's short recipe and a benchmark's full one never
         overwrite each other."""
         generator = torch.Generator(self.device).manual_seed(self.seed)
@@ -81,7 +81,7 @@ class Course:
         progress: bool = True,
         **settings: Any,
     ) -> generators.GAN:
-        """A GAN of ``kind`` ("conditional" or "counterfactual", notebook 11) trained for
+        """A GAN of ``kind`` ("conditional" or "counterfactual", notebook 15) trained for
         ``num_epochs`` with ``settings`` (of ``generative.train``) and ``judge``: loaded if it
         matches (the judge's weights included), else trained now (with a progress bar unless
         ``progress`` is False) and saved."""

@@ -1,4 +1,4 @@
-"""Train notebook 11's GANs, make counterfactuals with one, project onto the other (Defense-GAN).
+"""Train notebook 15's GANs, make counterfactuals with one, project onto the other (Defense-GAN).
 
 Both GANs share one training loop and one discriminator: a (K + 1)-way classifier that learns
 real images by their class and generated ones as "fake" (index K); the generator learns to make

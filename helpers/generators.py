@@ -1,4 +1,4 @@
-"""Generative models of notebook 11: a conditional DCGAN-sized generator, an image-to-image
+"""Generative models of notebook 15: a conditional DCGAN-sized generator, an image-to-image
 counterfactual generator, and a discriminator that is also a (K + 1)-way classifier.
 
 A ``GAN`` holds one generator and its discriminator, and keeps their settings in ``config``, so

@@ -1,6 +1,6 @@
 """The explorer notebook in a real browser: JupyterLab, headless Chromium, a learner's clicks.
 
-Starts JupyterLab on 127.0.0.1 with a free port and a token, opens notebooks/06_explore.ipynb in
+Starts JupyterLab on 127.0.0.1 with a free port and a token, opens notebooks/08_explore.ipynb in
 Debian's Chromium (driven by Playwright, never a downloaded browser) and runs every cell once for
 the module. Then, on the main explorer: no label is cut; max queries bounds every method as a
 whole; the (true → pred) picker shows the pair of the image on display and jumps to a pair's first
@@ -30,7 +30,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = "notebooks/06_explore.ipynb"
+NOTEBOOK = "notebooks/08_explore.ipynb"
 SCREENSHOT = ROOT / "build" / "explorer.png"
 FULL = os.environ.get("COURSE_BROWSER_FULL") == "1"
 SERVER_LOG = ROOT / "build" / "explorer-jupyterlab.log"

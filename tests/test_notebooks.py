@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "export"))
 import colab_cell  # noqa: E402  (export/ is not a package)
+import learner_time  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # written by export/colab_cell.py from the repository's address in pyproject.toml
@@ -57,3 +58,13 @@ def test_every_exercise_has_a_solution_that_runs(path):
         at = cells.index(cell)
         assert cells[at - 1].source.startswith("**Solution"), cells[at - 1].source[:40]
         assert cells[at + 1].cell_type == "markdown" and cells[at + 1].source.strip()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_states_its_learner_time_by_the_one_rule(path):
+    found = learner_time.estimate(path)
+    assert learner_time.stated(path) == found.minutes, (
+        f"state 'Learner time: about {found.minutes} minutes' in the objectives "
+        f"(export/learner_time.py: {found})"
+    )
+    assert found.minutes <= learner_time.MAX_MINUTES, "more than one session: split it"

@@ -1,4 +1,4 @@
-"""The figures of notebook 10 draw what they are given, with titles and labels."""
+"""The figures of notebook 13 draw what they are given, with titles and labels."""
 
 import matplotlib
 

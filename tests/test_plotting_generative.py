@@ -1,4 +1,4 @@
-"""Figures of notebook 11: GAN curves per GAN, generated digits titled with the reading, and
+"""Figures of notebook 15: GAN curves per GAN, generated digits titled with the reading, and
 counterfactuals beside the adversarial explanations, read from their records."""
 
 import matplotlib

@@ -58,7 +58,7 @@ def test_no_frontend_without_a_jupyter_server(monkeypatch):
 
 def test_jupyter_server_kernel_counts_as_a_frontend(monkeypatch):
     monkeypatch.delenv(widgets.MODE_VARIABLE, raising=False)
-    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/06_explore.ipynb")
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/08_explore.ipynb")
     monkeypatch.setitem(sys.modules, "ipykernel", object())
     assert widgets.has_frontend() is True
 

@@ -3,9 +3,9 @@
 ``basics``: image grids, the signed heat map every figure shares, learning curves, saving;
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
-MOD, promotion and suppression, units and spectra (notebook 09); ``fixing``: explanations that
-point at a region, accuracies of fixes, rankings of suspected label errors (notebook 10);
-``generative``: GAN training, generated digits, counterfactuals (notebook 11).
+MOD, promotion and suppression, units and spectra (notebook 11); ``fixing``: explanations that
+point at a region, accuracies of fixes, rankings of suspected label errors (notebook 13);
+``generative``: GAN training, generated digits, counterfactuals (notebook 15).
 """
 
 from helpers.plotting.basics import (

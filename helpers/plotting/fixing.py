@@ -1,4 +1,4 @@
-"""Figures of notebook 10: explanations that point at a region, accuracies of the fixes, and
+"""Figures of notebook 13: explanations that point at a region, accuracies of the fixes, and
 how well each score ranks the flipped labels."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figures of notebook 11: a GAN's training, its digits by class, counterfactuals beside
+"""Figures of notebook 15: a GAN's training, its digits by class, counterfactuals beside
 adversarial explanations, and Defense-GAN's projections."""
 
 from __future__ import annotations
