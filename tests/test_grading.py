@@ -107,6 +107,22 @@ def test_no_solution_text_survives_in_a_handout(handouts, path):
         assert all(name in cell.source for name in required[exercises.number(cell)])
 
 
+# a learner's own answers to notebook 02, other than the solutions: lists, numpy, plain calls
+OWN_ANSWERS = {
+    1: """top_rows = [int(i) for i in mistakes.index[:5]]
+fresh_answers = model(dataset.test.x[top_rows].to(lesson.device)).argmax(dim=1).tolist()""",
+    2: """counts = {(t, p): int(matrix[t, p]) for t in range(10) for p in range(10) if t != p}
+t, p = max(counts, key=counts.get)
+same_pair = mistakes[(mistakes.y == t) & (mistakes.y_pred == p)]
+plotting.show_mistakes(same_pair, classes)""",
+    3: """import numpy as np
+
+confidence, wrong = answers.confidence.numpy(), answers.misclassified.numpy()
+wrong_share = float(np.mean(confidence[wrong] > CONFIDENT))
+right_share = float(np.mean(confidence[~wrong] > CONFIDENT))""",
+}
+
+
 def solution_of(path: Path, exercise: int, source: str) -> nbformat.NotebookNode:
     """The course notebook at `path` with exercise `exercise`'s solution cell replaced."""
     notebook = nbformat.read(path, as_version=4)
@@ -117,14 +133,20 @@ def solution_of(path: Path, exercise: int, source: str) -> nbformat.NotebookNode
 @pytest.fixture(scope="module")
 def graded(handouts, tmp_path_factory) -> tuple[list[dict], str]:
     """One grader run, as `./run grade ... --csv`, over a small class: the course's notebooks
-    02 and 06 (student "course"), their untouched handouts ("untouched"), and 02 whose second
-    solution raises and whose third kills the kernel ("broken")."""
+    02 and 06 (student "course"), their untouched handouts ("untouched"), 02's handout filled
+    with answers of a learner's own ("own"), and 02 whose second solution raises and whose third
+    kills the kernel ("broken")."""
     folder = tmp_path_factory.mktemp("class")
     submissions = []
     for stem in CHEAP:
         for student, source in (("course", ROOT / "notebooks"), ("untouched", handouts)):
             (folder / student).mkdir(exist_ok=True)
             submissions.append(shutil.copy(source / f"{stem}.ipynb", folder / student))
+    own = nbformat.read(handouts / f"{CHEAP[0]}.ipynb", as_version=4)
+    for cell in exercises.cells_tagged(own, exercises.WORKSPACE)[1:]:
+        cell.source += "\n" + OWN_ANSWERS[exercises.number(cell)]
+    submissions.append(folder / f"own_{CHEAP[0]}.ipynb")
+    nbformat.write(own, submissions[-1])
     broken = solution_of(ROOT / "notebooks" / f"{CHEAP[0]}.ipynb", 2, 'raise RuntimeError("stop")')
     exercises.cells_tagged(broken, exercises.SOLUTION, 3)[0].source = "import os\n\nos._exit(1)"
     submissions.append(folder / f"broken_{CHEAP[0]}.ipynb")
@@ -160,6 +182,11 @@ def test_untouched_handouts_score_zero(graded, stem):
     assert all(r["error"].startswith("NameError: name '") for r in mine)  # nothing was defined
 
 
+def test_a_learner_s_own_correct_answers_pass(graded):
+    rows, _ = graded
+    assert results(rows, "own", CHEAP[0]) == [grade.PASSED] * num_exercises(CHEAP[0])
+
+
 def test_a_notebook_that_raises_scores_what_it_reached(graded):
     rows, printed = graded
     mine = [r for r in rows if r["student"] == "broken"]
@@ -175,7 +202,7 @@ def test_the_csv_has_a_row_per_notebook_and_exercise(graded, tmp_path):
         number = num_exercises(stem)
         for student in ("course", "untouched"):
             expected += [(student, stem, str(n)) for n in range(1, number + 1)]
-    expected += [("broken", CHEAP[0], str(n)) for n in (1, 2, 3)]
+    expected += [(student, CHEAP[0], str(n)) for student in ("own", "broken") for n in (1, 2, 3)]
     assert [(r["student"], r["notebook"], r["exercise"]) for r in rows] == expected
     assert list(rows[0]) == list(grade.CSV_COLUMNS)
     assert rows[-1]["file"].endswith(f"broken_{CHEAP[0]}.ipynb")
