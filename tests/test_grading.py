@@ -275,3 +275,21 @@ def test_unusable_notebooks_are_refused_before_any_runs(tmp_path, capsys):
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 3 and "not a course notebook" in errors[0]
     assert str(broken) in errors[1] and f"{CHEAP[1]}.ipynb" in errors[2]
+
+
+def test_a_cell_past_its_time_is_interrupted_and_the_run_goes_on(tmp_path):
+    """A kernel-only notebook (no torch): exercise 1's answer sleeps past the time-out."""
+    reference = tmp_path / "99_tiny.ipynb"
+    nbformat.write(tiny_reference(), reference)
+    submission = exercises.handout(tiny_reference())
+    answers = {1: "import time\n\ntime.sleep(120)\na = 1", 2: "b = 2"}
+    for cell in exercises.cells_tagged(submission, exercises.WORKSPACE)[1:]:
+        cell.source += "\n" + answers[exercises.number(cell)]
+    path = tmp_path / "erin" / reference.name
+    path.parent.mkdir()
+    nbformat.write(submission, path)
+    graded = grade.grade(path, reference, timeout=5, artifacts=tmp_path / "artifacts")
+    assert graded.student == "erin"
+    assert [s.result for s in graded.scores] == [grade.FAILED, grade.PASSED]
+    interrupted = "TimeoutError: the cell ran past 5 s; the grader interrupted it"
+    assert graded.scores[0].error == interrupted
