@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
+from nbformat import NotebookNode
 
 SOLUTION, ANSWER, CHECK, WORKSPACE = "solution", "answer", "check", "workspace"
 HIDDEN = (SOLUTION, ANSWER, CHECK)  # the tags a handout leaves out
@@ -43,17 +44,17 @@ notebook from the top in a fresh kernel, in fast mode, then checks what each exe
 left defined (`./run grade`, docs/grading.md). Run the cells above first."""
 
 
-def tags(cell) -> list[str]:
+def tags(cell: NotebookNode) -> list[str]:
     """The cell's tags (an empty list when it has none)."""
     return list(cell.metadata.get("tags", []))
 
 
-def number(cell) -> int | None:
+def number(cell: NotebookNode) -> int | None:
     """The exercise a cell belongs to (its metadata's "exercise"), or None."""
     return cell.metadata.get(NUMBER)
 
 
-def exercises_index(nb) -> int:
+def exercises_index(nb: NotebookNode) -> int:
     """The position of the "## Exercises" cell; ValueError if the notebook has none."""
     for at, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and cell.source.startswith(EXERCISES):
@@ -61,7 +62,7 @@ def exercises_index(nb) -> int:
     raise ValueError(f"the notebook has no markdown cell starting with {EXERCISES!r}")
 
 
-def exercise_texts(nb) -> dict[int, str]:
+def exercise_texts(nb: NotebookNode) -> dict[int, str]:
     """Exercise number -> its text, from the numbered list of the "## Exercises" cell.
 
     An item is a line "N. text" and the indented lines under it; whitespace is collapsed.
@@ -115,13 +116,13 @@ def read_names(source: str) -> list[str]:
     return list(dict.fromkeys(n.id for n in loads if n.id in free))
 
 
-def lesson_names(nb) -> set[str]:
+def lesson_names(nb: NotebookNode) -> set[str]:
     """Names bound by the code cells before "## Exercises": what every learner's kernel has."""
     cells = nb.cells[: exercises_index(nb)]
     return set().union(*(bound_names(c.source) for c in cells if c.cell_type == "code"))
 
 
-def cells_tagged(nb, tag: str, exercise: int | None = None) -> list:
+def cells_tagged(nb: NotebookNode, tag: str, exercise: int | None = None) -> list[NotebookNode]:
     """The cells carrying `tag` (and, when given, belonging to `exercise`), in order."""
     return [
         cell
@@ -130,7 +131,7 @@ def cells_tagged(nb, tag: str, exercise: int | None = None) -> list:
     ]
 
 
-def required_names(nb) -> dict[int, list[str]]:
+def required_names(nb: NotebookNode) -> dict[int, list[str]]:
     """Exercise number -> the names its checks read that the learner's code must define.
 
     Those are the names the check cells read that neither the lesson (the cells before
@@ -161,7 +162,7 @@ def workspace_source(exercise: int, text: str, names: list[str]) -> str:
     return "\n".join(f"# {line}" for line in [*asked, "", *must]).replace("# \n", "#\n")
 
 
-def handout(nb):
+def handout(nb: NotebookNode) -> NotebookNode:
     """A student version of `nb`: no solution, answer or check cell, no output.
 
     Where the solutions began it puts a "## Your answers" markdown cell and, per exercise, a

@@ -35,6 +35,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import exercises  # noqa: E402  (beside this file; export/ is not a package)
@@ -98,7 +99,9 @@ def student_id(path: Path, reference: Path) -> str:
     return rest or path.resolve().parent.name
 
 
-def with_checks(submission, reference) -> tuple[object, dict[int, list], dict[int, list]]:
+def with_checks(
+    submission: NotebookNode, reference: NotebookNode
+) -> tuple[NotebookNode, dict[int, list[NotebookNode]], dict[int, list[NotebookNode]]]:
     """A copy of `submission` with the reference's checks after each exercise's cells.
 
     Exercise N's cells run from the first cell that carries its number to the next such cell of
@@ -145,7 +148,7 @@ def _failing_line(traceback: list[str]) -> str:
     return ""
 
 
-def execute(nb, *, timeout: int, artifacts: Path) -> tuple[dict[int, str], bool]:
+def execute(nb: NotebookNode, *, timeout: int, artifacts: Path) -> tuple[dict[int, str], bool]:
     """Run `nb` in place, in a fresh kernel started in an empty folder, in fast mode.
 
     Returns cell position -> its first error line ('' when it ran without one; a cell that never
@@ -153,7 +156,7 @@ def execute(nb, *, timeout: int, artifacts: Path) -> tuple[dict[int, str], bool]
     """
     outcome: dict[int, str] = {}
 
-    def record(cell, cell_index: int, execute_reply: dict) -> None:
+    def record(cell: NotebookNode, cell_index: int, execute_reply: dict) -> None:
         content = execute_reply.get("content", {})
         outcome[cell_index] = error_line(content) if content.get("status") == "error" else ""
 
@@ -184,7 +187,9 @@ def execute(nb, *, timeout: int, artifacts: Path) -> tuple[dict[int, str], bool]
     return outcome, False
 
 
-def score(nb, checks: dict[int, list], areas: dict[int, list], outcome: dict[int, str]) -> list:
+def score(
+    nb: NotebookNode, checks: dict[int, list], areas: dict[int, list], outcome: dict[int, str]
+) -> list[Score]:
     """Each exercise's Score: passed when every check ran without an error, failed when one
     raised, not reached when one never ran; the error is the first among its cells."""
     position = {id(cell): at for at, cell in enumerate(nb.cells)}
