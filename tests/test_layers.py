@@ -11,10 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helpers"
 FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
     {"models", "zoo", "generators", "data", "registry"},
-    {"engine", "evaluation", "metrics", "evidence", "spectrum", "decoy", "weaknesses"},
+    {"engine", "evaluation", "metrics", "evidence", "spectrum", "decoy", "weaknesses", "serving"},
     {"training", "attacks", "deepfool"},
     {"blackbox", "forward", "decision", "labelnoise", "generative"},
-    {"surrogate", "defences", "boundary"},
+    {"surrogate", "defences", "boundary", "remote"},
     {"course", "explorer"},
     {"plotting"},
     {"widgets"},
