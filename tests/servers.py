@@ -1,13 +1,9 @@
-"""What the serving tests share: a tiny checkpoint, the server run as a process (the CLI), and a
-TCP proxy that drops or delays answers, all on 127.0.0.1."""
+"""What the serving tests share: a tiny checkpoint, and a TCP proxy on 127.0.0.1 that drops or
+delays answers."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +12,6 @@ import torch
 
 from helpers import models
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (1, 8, 8)  # the tiny checkpoint's images (C, H, W)
 
 
@@ -26,61 +21,6 @@ def save_tiny_checkpoint(path: Path) -> Path:
         torch.manual_seed(0)
         model = models.SmallCNN(SHAPE, 4, width=2)
     return models.save_checkpoint(model, path, {"dataset": "tiny"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class CliServer:
-    """``python -m helpers.serving`` on a fixed port and database, to kill and restart."""
-
-    def __init__(self, checkpoint: Path, database: Path, keys: Path, port: int) -> None:
-        self.command = [
-            sys.executable,
-            "-m",
-            "helpers.serving",
-            "--checkpoint",
-            str(checkpoint),
-            "--database",
-            str(database),
-            "--keys",
-            str(keys),
-            "--port",
-            str(port),
-        ]
-        self.url, self.process, self.output = f"http://127.0.0.1:{port}", None, []
-
-    def start(self) -> CliServer:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=ROOT,
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for line in self.process.stdout:  # until it listens; then its output is drained
-            self.output.append(line)
-            if line.strip() == "ready":
-                threading.Thread(
-                    target=self.output.extend, args=(self.process.stdout,), daemon=True
-                ).start()
-                return self
-        raise RuntimeError("the server exited before it was ready:\n" + "".join(self.output))
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush; what was not committed is lost."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 class Proxy:

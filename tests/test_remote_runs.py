@@ -10,6 +10,7 @@ import torch
 
 from helpers import blackbox, boundary, models, remote, serving, surrogate
 from helpers.serving.plans import Plan
+from helpers.serving.process import ServerProcess
 from helpers.serving.protocol import key_id
 from helpers.serving.store import Store
 
@@ -80,7 +81,7 @@ def test_a_server_killed_and_restarted_mid_run_loses_and_double_charges_nothing(
     checkpoint = servers.save_tiny_checkpoint(tmp_path / "tiny.pt")
     keys = serving.save_keys({"key-k": Plan("probs", "probabilities", 3)}, tmp_path / "keys.json")
     database = tmp_path / "books.sqlite"
-    server = servers.CliServer(checkpoint, database, keys, servers.free_port()).start()
+    server = ServerProcess(checkpoint, keys=keys, database=database).start()
     assert f"at {server.url}" in server.output[0] and server.output[1].startswith("key key-k: ")
     x = torch.rand((120, *servers.SHAPE), generator=torch.Generator().manual_seed(0))
     box = remote.RemoteBlackBox(server.url, "key-k", journal=tmp_path / "journal.sqlite")

@@ -141,7 +141,7 @@ BAD = {  # case: (the images, or a whole body; the status; what its message says
     "not a PNG": (
         [GOOD, png(np.zeros((6, 6), np.uint8), format="JPEG")],
         422,
-        "images[1] is not a PNG",
+        "images[1] is not a PNG (no PNG signature",
     ),
     "truncated PNG": ([TRUNCATED], 422, "images[0] is not a readable PNG"),
     "wrong size": (
@@ -149,8 +149,22 @@ BAD = {  # case: (the images, or a whole body; the status; what its message says
         422,
         "is 6×7 pixels (width × height); this model takes 6×6",
     ),
-    "colour": ([png(np.zeros((6, 6, 3), np.uint8))], 422, "mode 'RGB'; this model takes 8-bit 'L'"),
-    "16-bit": ([png(np.full((6, 6), 40000, np.uint16))], 422, "mode 'I;16'"),
+    "colour": (
+        [png(np.zeros((6, 6, 3), np.uint8))],
+        422,
+        "is a PNG of 8-bit RGB; this model takes 8-bit grayscale",
+    ),
+    "palette": (
+        [png(np.zeros((6, 6), np.uint8), "P")],
+        422,
+        "-bit palette; this model takes 8-bit grayscale",
+    ),
+    "alpha": ([png(np.zeros((6, 6, 4), np.uint8))], 422, "is a PNG of 8-bit RGBA"),
+    "16-bit": (
+        [png(np.full((6, 6), 40000, np.uint16))],
+        422,
+        "images[0] is a PNG of 16-bit grayscale",
+    ),
     "too many images": ([GOOD] * 5, 422, "images has 5 entries, more than max_batch=4"),
     "too large a body": ([GOOD] * 3 + ["A" * 4000], 413, "above max_body_bytes=4000"),
     "no request_id": (b'{"images": []}', 422, "lacks ['request_id']"),

@@ -43,7 +43,8 @@ class RemoteBlackBox:
         max_queries: images it answers in all, over every call (None: the API's quota only).
         batch_size: images per request (default: the API's max_batch).
         timeout: seconds per attempt; max_wait: seconds to keep retrying one request.
-    Every image is sent as its 8-bit PNG: the API answers ``quantize(x)``, not ``x``.
+    Every image is sent as its 8-bit PNG: the API answers ``quantize(x)``, not ``x``. One
+    thread at a time (its counts are plain numbers); run concurrent clients as several boxes.
     """
 
     quantize = staticmethod(codec.quantize)

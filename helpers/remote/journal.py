@@ -77,6 +77,11 @@ class Journal:
                 ),
             )
 
+    def entries(self) -> dict[str, int]:
+        """Every logged request: {request id: images}."""
+        with self._lock:
+            return dict(self._db.execute("SELECT request_id, images FROM answers").fetchall())
+
     def totals(self, session: str | None = None) -> tuple[int, int]:
         """(requests, images) logged, for ``session`` or all."""
         where, args = ("WHERE session = ?", (session,)) if session is not None else ("", ())

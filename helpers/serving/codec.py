@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
 
 import numpy as np
 import torch
@@ -14,8 +15,9 @@ from torch import Tensor
 
 from helpers import validation
 
-MODES = {1: "L", 3: "RGB"}  # channels -> the 8-bit PNG mode that carries them
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOUR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale + alpha", 6: "RGBA"}
+CHANNELS = {1: 0, 3: 2}  # channels -> the PNG colour type that carries them
 
 
 def quantize(x: Tensor) -> Tensor:
@@ -29,8 +31,8 @@ def quantize(x: Tensor) -> Tensor:
 def to_pixels(x: Tensor) -> Tensor:
     """x (N, C, H, W) in [0, 1] -> its 8-bit pixels (N, C, H, W) uint8 on the CPU."""
     validation.check_images(x, "x")
-    if x.shape[1] not in MODES:
-        raise ValueError(f"x has {x.shape[1]} channels; an 8-bit PNG carries 1 (L) or 3 (RGB).")
+    if x.shape[1] not in CHANNELS:
+        raise ValueError(f"x has {x.shape[1]} channels; an 8-bit PNG here carries 1 or 3.")
     return torch.round(x.detach() * 255).to(torch.uint8).cpu()
 
 
@@ -39,47 +41,46 @@ def encode(pixels: Tensor) -> list[str]:
     encoded = []
     for image in pixels.permute(0, 2, 3, 1).numpy():  # (H, W, C) each
         buffer = io.BytesIO()
-        array = image[:, :, 0] if image.shape[2] == 1 else image
-        Image.fromarray(np.ascontiguousarray(array), MODES[image.shape[2]]).save(buffer, "PNG")
+        array = np.ascontiguousarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        Image.fromarray(array).save(buffer, "PNG", compress_level=1)  # fast; a few % larger
         encoded.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
     return encoded
 
 
-def decode(images: list[str], shape: tuple[int, int, int]) -> Tensor:
+def decode(images: list, shape: tuple[int, int, int]) -> Tensor:
     """Base64 PNGs -> pixels (N, C, H, W) uint8; each must be an 8-bit PNG of ``shape`` (C, H,
     W). Raises ValueError naming the first image that is not, what it is, and what is wanted."""
+    return torch.stack([_decode(text, i, shape) for i, text in enumerate(images)])
+
+
+def _decode(text: object, i: int, shape: tuple[int, int, int]) -> Tensor:
     channels, height, width = shape
-    decoded = []
-    for i, text in enumerate(images):
-        if not isinstance(text, str):
-            raise ValueError(f"images[{i}] must be a base64 string, got {type(text).__name__}.")
-        try:
-            raw = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise ValueError(f"images[{i}] is not valid base64 ({error}).") from None
-        if not raw.startswith(PNG_SIGNATURE):
-            raise ValueError(
-                f"images[{i}] is not a PNG (its bytes do not start with the PNG signature); "
-                "send 8-bit PNG images."
-            )
-        decoded.append(_open(raw, i, MODES.get(channels), (width, height)))
-    pixels = np.stack(decoded).reshape(len(images), height, width, channels)
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
-
-
-def _open(raw: bytes, i: int, mode: str | None, size: tuple[int, int]) -> np.ndarray:
+    if not isinstance(text, str):
+        raise ValueError(f"images[{i}] must be a base64 string, got {type(text).__name__}.")
     try:
-        image = Image.open(io.BytesIO(raw), formats=["PNG"])
-        if image.mode != mode:
-            raise ValueError(
-                f"images[{i}] is a PNG of mode {image.mode!r}; this model takes 8-bit {mode!r} "
-                "images (L: grayscale, RGB: colour; no alpha, palette or 16-bit)."
-            )
-        if image.size != size:
-            raise ValueError(
-                f"images[{i}] is {image.size[0]}×{image.size[1]} pixels (width × height); this "
-                f"model takes {size[0]}×{size[1]}."
-            )
-        return np.asarray(image)  # decodes here; a truncated file raises OSError
-    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError(f"images[{i}] is not valid base64 ({error}).") from None
+    if not raw.startswith(SIGNATURE) or raw[12:16] != b"IHDR" or len(raw) < 26:
+        raise ValueError(
+            f"images[{i}] is not a PNG (no PNG signature and header); send 8-bit PNG images."
+        )
+    found_width, found_height = struct.unpack(">II", raw[16:24])  # the header, before decoding
+    depth, colour = raw[24], COLOUR_TYPES.get(raw[25], f"colour type {raw[25]}")
+    wanted = COLOUR_TYPES[CHANNELS.get(channels, 0)]
+    if depth != 8 or raw[25] != CHANNELS.get(channels):
+        raise ValueError(
+            f"images[{i}] is a PNG of {depth}-bit {colour}; this model takes 8-bit "
+            f"{wanted} (no alpha, no palette)."
+        )
+    if (found_width, found_height) != (width, height):
+        raise ValueError(
+            f"images[{i}] is {found_width}×{found_height} pixels (width × height); "
+            f"this model takes {width}×{height}."
+        )
+    try:
+        with Image.open(io.BytesIO(raw), formats=["PNG"]) as image:
+            pixels = np.array(image)  # (H, W) or (H, W, C), decoded here
+    except (OSError, SyntaxError, ValueError) as error:  # a truncated or corrupt file
         raise ValueError(f"images[{i}] is not a readable PNG ({error}).") from None
+    return torch.from_numpy(pixels.reshape(height, width, channels)).permute(2, 0, 1)

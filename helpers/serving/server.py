@@ -79,6 +79,7 @@ def build_server(
     # algorithm waiting for the client's delayed acknowledgement of the first
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     config = uvicorn.Config(
         build_app(service),
         log_level="warning",

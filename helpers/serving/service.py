@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from helpers.serving import codec, limits, predict
 from helpers.serving.plans import Plan
 from helpers.serving.predict import Predictor
-from helpers.serving.protocol import ApiError, key_id, parse_classify
+from helpers.serving.protocol import CLASSIFY, DECIMALS, ApiError, key_id, parse_classify
 from helpers.serving.store import Ledger, Logged, Store
 
 
@@ -34,6 +34,11 @@ class Service:
         self.predictor, self.store, self.name = predictor, store, name
         self.plans = {key_id(key): plan for key, plan in keys.items()}
         self.max_batch, self.max_body_bytes = max_batch, max_body_bytes
+        if predictor.input_shape[0] not in codec.CHANNELS:
+            raise ValueError(
+                f"input_shape={predictor.input_shape}: an 8-bit PNG carries 1 "
+                "channel (grayscale) or 3 (RGB)."
+            )
         num_classes = predictor.num_classes
         self.classes = (
             list(classes) if classes is not None else [str(k) for k in range(num_classes)]
@@ -65,10 +70,12 @@ class Service:
             "model": self.name,
             "input": {
                 "shape": [channels, height, width],
-                "format": f"8-bit PNG, mode {codec.MODES.get(channels)}",
+                "format": f"8-bit PNG, {codec.COLOUR_TYPES[codec.CHANNELS[channels]]}",
                 "encoding": "base64 in JSON",
             },
             "classes": self.classes,
+            "request": f"POST {CLASSIFY} {{'request_id': str, 'images': [base64 PNG, ...]}}",
+            "answer": _answer_format(self.plans[key], len(self.classes)),
             "limits": {"max_batch": self.max_batch, "max_body_bytes": self.max_body_bytes},
             "plan": self.plans[key].to_dict(),
         }
@@ -133,6 +140,15 @@ class Service:
         """Images the key has spent of its current quota window."""
         since = limits.quota_since(plan, now)
         return ledger.usage(key).images if since is None else ledger.images_since(key, since)
+
+
+def _answer_format(plan: Plan, num_classes: int) -> str:
+    """What each image's answer holds under ``plan``, in words."""
+    top_k = min(plan.top_k, num_classes)
+    labels = "the top class" if top_k == 1 else f"the top {top_k} classes, best first"
+    if plan.answer != "probabilities":
+        return f"{{'labels': [{labels}]}}"
+    return f"{{'labels': [{labels}], 'probabilities': [theirs, rounded to {DECIMALS} decimals]}}"
 
 
 def _decode(images: list, shape: tuple[int, int, int]):

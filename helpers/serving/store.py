@@ -71,6 +71,13 @@ class Ledger:
         ).fetchone()
         return Usage() if row is None else Usage(*row)
 
+    def requests(self, key_id: str) -> dict[str, int]:
+        """Every request charged to the key: {request id: images}."""
+        rows = self.db.execute(
+            "SELECT request_id, images FROM requests WHERE key_id = ?", (key_id,)
+        ).fetchall()
+        return dict(rows)
+
     def images_since(self, key_id: str, since: float) -> int:
         """Images charged to the key at or after ``since`` (seconds from the epoch)."""
         return self.db.execute(
