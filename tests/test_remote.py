@@ -91,7 +91,7 @@ def test_label_plans_refuse_probabilities_and_budgets_hold(api):
 
 def test_rate_and_quota_limits_are_waited_out_or_refused():
     keys = {
-        "slow": Plan("slow", requests_per_second=2.0, burst=1),
+        "slow": Plan("slow", requests_per_second=1.0, burst=1),
         "window": Plan("window", quota=4, quota_seconds=1.0),
         "spent": Plan("spent", quota=4),
     }
@@ -102,7 +102,7 @@ def test_rate_and_quota_limits_are_waited_out_or_refused():
         for box in (slow, window):
             for _ in range(3):  # each call after the first waits for a token, or a new window
                 assert torch.equal(box.labels(x), in_process(model).labels(x))
-        assert slow.retries >= 2 and window.retries >= 2
+        assert slow.retries >= 2 and window.retries >= 1  # a call may start a new window
         assert (slow.usage()["requests"], window.usage()["images"]) == (3, 12)
         spent = remote.RemoteBlackBox(api.url, "spent")
         spent.labels(x[:3])

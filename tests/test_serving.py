@@ -63,6 +63,7 @@ def test_serve_stops_its_thread_and_frees_its_port():
         port = int(api.url.rsplit(":", 1)[1])
         assert httpx.get(api.url + protocol.HEALTH).json() == {"status": "ok"}
         assert usage(api, "key-a")["requests"] == 0  # answered on a worker thread
+        assert any(t.name.startswith("serving worker") for t in threading.enumerate())
         assert any(t.name == f"serving {api.url}" for t in threading.enumerate())
         assert api.database.is_file()
     assert not any(t.name == f"serving {api.url}" for t in threading.enumerate())
@@ -191,7 +192,7 @@ def test_bad_input_gets_a_4xx_naming_it_and_the_server_keeps_serving(api, case):
 
 def test_rate_and_quota_get_429_with_retry_after_when_waiting_helps(tmp_path):
     keys = {
-        "slow": Plan("slow", requests_per_second=0.5, burst=2),
+        "slow": Plan("slow", requests_per_second=0.1, burst=2),
         "small": Plan("small", quota=3),
         "hourly": Plan("hourly", quota=3, quota_seconds=3600),
     }
@@ -199,8 +200,8 @@ def test_rate_and_quota_get_429_with_retry_after_when_waiting_helps(tmp_path):
     with serving.serve(tiny.make_cnn(0), keys=keys, input_shape=tiny.SHAPE) as api:
         codes = [post(api, "slow", f"r{i}", images(x)).status_code for i in range(3)]
         limited = post(api, "slow", "r9", images(x))
-        assert codes == [200, 200, 429] and limited.headers["Retry-After"] == "2"
-        assert "allows 0.5 per second (bursts of 2)" in limited.json()["message"]
+        assert codes == [200, 200, 429] and 0 < int(limited.headers["Retry-After"]) <= 10
+        assert "allows 0.1 per second (bursts of 2)" in limited.json()["message"]
         assert post(api, "small", "r1", images(x)).status_code == 200
         spent = post(api, "small", "r2", images(x))
         assert spent.status_code == 429 and "Retry-After" not in spent.headers

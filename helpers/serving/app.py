@@ -1,28 +1,41 @@
 """The HTTP face of ``Service``: FastAPI routes, the body-size limit, refusals as JSON with
-Retry-After, and the work done on worker threads so the event loop keeps accepting."""
+Retry-After, and the work done on the server's own worker threads (the event loop keeps
+accepting), joined when it stops."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from helpers.serving.protocol import CLASSIFY, HEALTH, SERVICE, USAGE, ApiError
 from helpers.serving.service import Service
 
+WORKERS = 8  # threads that decode, answer and write the books; the forward pass takes a lock
+
 
 def build_app(service: Service) -> FastAPI:
     """The API: ``GET /health``, and with a key ``GET /v1/service``, ``GET /v1/usage`` and
     ``POST /v1/classify``."""
 
+    workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="serving worker")
+
+    async def work(function: Callable, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(workers, functools.partial(function, *args))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        service.store.close()  # after the last request
+        workers.shutdown(wait=True)  # after the last request: no thread outlives the server
+        service.store.close()
 
     app = FastAPI(
         title=f"{service.name} classifier", docs_url=None, redoc_url=None, lifespan=lifespan
@@ -49,13 +62,13 @@ def build_app(service: Service) -> FastAPI:
     @app.get(USAGE)
     async def usage(request: Request) -> dict:
         key = service.authorize(request.headers.get("authorization"))
-        return await anyio.to_thread.run_sync(service.usage, key)
+        return await work(service.usage, key)
 
     @app.post(CLASSIFY)
     async def classify(request: Request) -> dict:
         key = service.authorize(request.headers.get("authorization"))
         body = await read_body(request, service.max_body_bytes)
-        return await anyio.to_thread.run_sync(service.classify, key, body)
+        return await work(service.classify, key, body)
 
     return app
 
