@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from torch import Tensor, nn
@@ -97,7 +98,7 @@ def serve(
     *,
     keys: Mapping[str, Plan] | None = None,
     database: str | Path | None = None,
-    **settings,
+    **settings: Any,
 ) -> Iterator[Api]:
     """Serve ``model`` on 127.0.0.1 for the block: ``with serve(model) as api: ... api.url``.
 
