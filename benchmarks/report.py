@@ -1,10 +1,10 @@
-"""The README's result tables, printed as Markdown from the benchmarks' JSON in build/bench/.
+"""The benchmarks' result tables, printed as Markdown from their JSON in build/bench/.
 
-    .venv/bin/python benchmarks/report.py            # after the benchmarks have run
-    .venv/bin/python benchmarks/report.py --readme   # the same tables, into README.md
+    .venv/bin/python benchmarks/report.py          # after the benchmarks have run
+    .venv/bin/python benchmarks/report.py --docs   # the same tables, into docs/benchmarks.md
 
-Every number the README quotes from a benchmark is printed here from the file that benchmark
-wrote, with the command it was run with; nothing is typed by hand.
+Every number docs/benchmarks.md quotes from a benchmark is printed here from the file that
+benchmark wrote, with the command it was run with; nothing is typed by hand.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from helpers import attacks
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "build" / "bench"
+DOCS = ROOT / "docs" / "benchmarks.md"  # where --docs writes the tables
 WHITEBOX_DEFAULTS = ("deepfool", "deepfool_refined")  # the registry's names of the defaults
 
 
@@ -511,7 +512,7 @@ TITLES = {
     "surrogates": "Black box: the surrogate's architecture",
     "serving": "The model behind an API: speed, load and faults over HTTP",
 }
-START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
+START, END = "<!-- results: start (benchmarks/report.py --docs) -->", "<!-- results: end -->"
 
 
 def course_timings() -> str:
@@ -530,7 +531,7 @@ def course_timings() -> str:
 
 def render_all(kept: dict[str, str] | None = None) -> str:
     """Every benchmark's tables, each under the command, device and threads it ran with. A
-    benchmark with no JSON here keeps its section of ``kept`` (title -> text, the README's
+    benchmark with no JSON here keeps its section of ``kept`` (title -> text, docs/benchmarks.md's
     last tables) if it has one: a partial run refreshes only what it ran."""
     kept = kept or {}
     parts = [course_timings()]
@@ -563,21 +564,20 @@ def sections(block: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--readme",
+        "--docs",
         action="store_true",
-        help=f"write the tables into README.md between {START!r} and {END!r}",
+        help=f"write the tables into {DOCS.relative_to(ROOT)} between {START!r} and {END!r}",
     )
-    if not parser.parse_args().readme:
+    if not parser.parse_args().docs:
         print(render_all())
         return
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    text = DOCS.read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"README.md has no {START!r} ... {END!r} block to fill")
+        raise SystemExit(f"{DOCS} has no {START!r} ... {END!r} block to fill")
     head, rest = text.split(START, 1)
     tables = render_all(kept=sections(rest.split(END, 1)[0]))
-    readme.write_text(f"{head}{START}\n\n{tables}\n\n{END}{rest.split(END, 1)[1]}")
-    print(f"wrote the tables of {len(RENDERERS)} benchmarks into {readme}")
+    DOCS.write_text(f"{head}{START}\n\n{tables}\n\n{END}{rest.split(END, 1)[1]}")
+    print(f"wrote the tables of {len(RENDERERS)} benchmarks into {DOCS}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The benchmarks run end to end and write the JSON the README describes (tiny settings)."""
+"""The benchmarks run end to end and write the JSON docs/benchmarks.md describes (tiny settings)."""
 
 import importlib.util
 import json
@@ -269,13 +269,14 @@ def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
         "methods": {"m": {"redraws": 3, "median_seconds": 0.01, "p95_seconds": 0.02}},
     }
     (tmp_path / "build" / "bench" / "explorer.json").write_text(json.dumps(explorer))
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "benchmarks.md"
     robustness = f"### {report.TITLES['robustness']}\n\nlast run's table"  # no JSON: kept
     old = f"old tables\n\n### {report.TITLES['explorer']}\n\nstale\n\n{robustness}"
     readme.write_text(f"intro\n{report.START}\n{old}\n{report.END}\nafter\n")
     monkeypatch.setattr(report, "ROOT", tmp_path)
     monkeypatch.setattr(report, "BENCH", tmp_path / "build" / "bench")
-    monkeypatch.setattr(sys, "argv", ["report.py", "--readme"])
+    monkeypatch.setattr(report, "DOCS", readme)
+    monkeypatch.setattr(sys, "argv", ["report.py", "--docs"])
     report.main()
     text = readme.read_text()
     assert text.startswith(f"intro\n{report.START}\n") and text.endswith(f"{report.END}\nafter\n")
