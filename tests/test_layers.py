@@ -12,7 +12,7 @@ FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
     {"models", "zoo", "generators", "data", "registry"},
     {"engine", "evaluation", "metrics", "evidence", "spectrum", "decoy", "weaknesses"},
-    {"training", "attacks", "deepfool"},
+    {"training", "attacks", "deepfool", "smooth"},
     {"blackbox", "forward", "decision", "labelnoise", "generative"},
     {"surrogate", "defences", "boundary"},
     {"course", "explorer"},
