@@ -11,7 +11,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helpers"
 FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
     {"models", "zoo", "generators", "data", "registry"},
-    {"engine", "evaluation", "metrics", "evidence", "spectrum", "decoy", "weaknesses"},
+    {
+        "engine",
+        "evaluation",
+        "metrics",
+        "evidence",
+        "spectrum",
+        "decoy",
+        "weaknesses",
+        "attributions",
+        "faithfulness",
+    },
     {"training", "attacks", "deepfool", "smooth"},
     {"blackbox", "forward", "decision", "labelnoise", "generative"},
     {"surrogate", "defences", "boundary"},
