@@ -23,7 +23,7 @@ FLOORS = [
         "faithfulness",
     },
     {"training", "attacks", "deepfool", "smooth"},
-    {"blackbox", "forward", "decision", "labelnoise", "generative"},
+    {"blackbox", "forward", "decision", "labelnoise", "generative", "causes"},
     {"surrogate", "defences", "boundary"},
     {"course", "explorer"},
     {"plotting"},
