@@ -24,7 +24,7 @@ FLOORS = [
     },
     {"training", "attacks", "deepfool", "smooth"},
     {"blackbox", "forward", "decision", "labelnoise", "generative", "causes"},
-    {"surrogate", "defences", "boundary"},
+    {"surrogate", "defences", "boundary", "comparison"},
     {"course", "explorer"},
     {"plotting"},
     {"widgets"},
