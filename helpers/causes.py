@@ -28,6 +28,7 @@ pixels are the causal mask, and the image without the cue differs from it only t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -187,10 +188,11 @@ def _load_or_train(name, planted, seed, num_epochs, device, artifacts) -> tuple[
     path = Path(folder) / f"cause_{name}_seed{seed}_{num_epochs}epochs.pt"
 
     def train() -> tuple[nn.Module, dict]:
+        start = time.perf_counter()
         model, metadata, _ = training.train_new_cnn(
             planted, num_epochs=num_epochs, seed=seed, device=device, progress=False
         )
-        return model, {**metadata, **expected}
+        return model, {**metadata, **expected, "seconds": time.perf_counter() - start}
 
     return models.load_or_build(path, expected=expected, build=train, device=device)
 
