@@ -5,7 +5,9 @@
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
 MOD, promotion and suppression, units and spectra (notebook 09); ``fixing``: explanations that
 point at a region, accuracies of fixes, rankings of suspected label errors (notebook 10);
-``generative``: GAN training, generated digits, counterfactuals (notebook 11).
+``generative``: GAN training, generated digits, counterfactuals (notebook 11);
+``faithfulness``: every method's map of the same mistakes, mask AUROC, insertion and deletion
+(issue 25).
 """
 
 from helpers.plotting.basics import (
@@ -35,6 +37,11 @@ from helpers.plotting.explanations import (
     show_explanations,
     show_side_by_side,
 )
+from helpers.plotting.faithfulness import (
+    plot_insertion_deletion,
+    plot_mask_auroc,
+    show_method_grid,
+)
 from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
 from helpers.plotting.generative import plot_gan_history, show_class_grid, show_counterfactuals
 from helpers.plotting.mistakes import (
@@ -63,7 +70,9 @@ __all__ = [
     "plot_distributions",
     "plot_gan_history",
     "plot_history",
+    "plot_insertion_deletion",
     "plot_label_curve",
+    "plot_mask_auroc",
     "plot_mod_against_eps",
     "plot_per_class_error",
     "plot_rankings",
@@ -80,6 +89,7 @@ __all__ = [
     "show_explanations",
     "show_grad_cams",
     "show_images",
+    "show_method_grid",
     "show_mistakes",
     "show_probabilities",
     "show_region_explanations",
