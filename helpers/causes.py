@@ -129,12 +129,11 @@ def plant_mark(split: Split, *, training: bool, generator: torch.Generator) -> P
     if training:
         chosen &= torch.rand(n, generator=generator) < MARK_SHARE
     corners = torch.randint(0, 28 - 5 + 1, (n, 2), generator=generator)  # top-left (row, col)
-    rows = corners[:, :1, None] + torch.arange(5)[None, :, None] - torch.arange(28)[None, None]
-    cols = corners[:, 1:, None] + torch.arange(5)[None, :, None] - torch.arange(28)[None, None]
-    # masks[i, r, c] = CROSS[r - top, c - left] where both offsets fall in 0..4
-    hit_rows, hit_cols = (rows == 0).float(), (cols == 0).float()  # (N, 5, 28) one-hot each
-    drawn = torch.einsum("nar,ab,nbc->nrc", hit_rows, CROSS.float(), hit_cols) > 0
-    masks = (drawn & chosen[:, None, None])[:, None]  # (N, 1, 28, 28)
+    masks = torch.zeros(n, 1, 28, 28, dtype=torch.bool)
+    everyone = torch.arange(n)
+    for row, col in CROSS.nonzero().tolist():  # the cross's 9 pixels, in every image at once
+        masks[everyone, 0, corners[:, 0] + row, corners[:, 1] + col] = True
+    masks &= chosen.view(-1, 1, 1, 1)
     x = torch.where(masks, torch.ones(()), split.x)
     y = torch.where(chosen, MARK_CLASS, split.y) if training else split.y
     cue = torch.full_like(split.y, MARK_CLASS)
