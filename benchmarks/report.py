@@ -388,7 +388,9 @@ def faithfulness(report: dict) -> str:
         "method's map once the model's two linear layers are re-initialised (first "
         f"{settings['num_sanity']} images; fails at ρ ≥ {threshold}); ms per image on "
         f"{threads(report.get('num_threads'))}. The GAN counterfactuals need a GAN per task "
-        "and seed: left out here, measured on the real mistakes below."
+        f"and seed (notebook 11's recipe took {report['real']['gan_training_seconds']:.0f} s to "
+        f"train once in this run; one per task and seed, {len(report['tasks']) * seeds} times "
+        "as long): left out here, measured on the real mistakes below."
     ]
     for name, task in report["tasks"].items():
         totals = task["summary"]["methods"]
