@@ -154,7 +154,8 @@ def attribute(
         target: "margin" (z_y - z_other), "true" (z_y) or "predicted" (z_other).
         generator: KernelSHAP's random draws (default: seeded with 0); settings override the
             table's.
-    Returns: (N, C, H, W) maps, or (N, 1, H, W) for Grad-CAM, detached, on ``x``'s device.
+    Returns: (N, C, H, W) maps, or (N, 1, H, W) for Grad-CAM, detached, in ``x``'s dtype and
+        on its device.
     """
     if isinstance(x, records.Predictions):
         if y is not None:
