@@ -21,10 +21,12 @@ map; a method whose mean correlation is at least ``faithfulness.SANITY_THRESHOLD
 Summaries are mean ± standard deviation over the seeds.
 
 Real mistakes: the course's CNN (notebook 01) and its first --max-images test mistakes; every
-method, the GAN counterfactuals among them (notebook 11's recipe, --counterfactual-epochs); RISE's
-insertion and deletion curves toward the true class (black baseline, --step pixels per point):
-mean areas; the smooth explanation's success and its L2 over the refined DeepFool's. The issue's
-targets are checked. Writes build/bench/faithfulness.json.
+method (the black-box ones through a surrogate trained as the tasks' are, on the course's pool),
+the GAN counterfactuals among them (notebook 11's recipe, --counterfactual-epochs: its
+checkpoint is notebook 11's); RISE's insertion and deletion curves toward the true class (black
+baseline, --step pixels per point): mean areas; the smooth explanation's success and its L2 over
+the refined DeepFool's. The issue's targets are checked; wall and CPU seconds are recorded.
+Writes build/bench/faithfulness.json.
 """
 
 from __future__ import annotations
