@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -490,6 +491,128 @@ def explanation_runs(runs: list[dict]) -> str:
     return "**Explanation runs**, over HTTP and in process\n\n" + table(rows, header)
 
 
+def faithfulness(report: dict) -> str:
+    """Issue 25: every method on the known-cause tasks, insertion and deletion on the real
+    mistakes, and the targets."""
+    settings, labels = report["settings"], report["labels"]
+    seeds, threshold = len(settings["seeds"]), report["sanity_threshold"]
+    parts = [
+        f"Mean ± standard deviation over {seeds} seeds; per seed, a task's model and its first "
+        f"{settings['num_images']} test mistakes caused by the cue (`helpers.causes`). Mass "
+        "share: of the map's magnitude on the causal pixels (a map spread evenly has the mask's "
+        "area); AUROC: the pixel ranking against the mask (0.5: chance); pointing: the top "
+        "pixel within 1 pixel of the mask; ρ: Spearman's rank correlation with the same "
+        "method's map once the model's two linear layers are re-initialised (first "
+        f"{settings['num_sanity']} images; fails at ρ ≥ {threshold}); ms per image on "
+        f"{threads(report.get('num_threads'))}. The GAN counterfactuals need a GAN per task "
+        f"and seed (notebook 15's recipe took {report['real']['gan_training_seconds']:.0f} s to "
+        f"train once in this run; one per task and seed, {len(report['tasks']) * seeds} times "
+        "as long): left out here, measured on the real mistakes below."
+    ]
+    for name, task in report["tasks"].items():
+        totals = task["summary"]["methods"]
+        rows = [
+            [labels[method], *(faithfulness_cell(record, key) for key in FAITHFULNESS_KEYS)]
+            for method, record in totals.items()
+        ]
+        area = percent(task["summary"]["mask_area"]["mean"])
+        caused = ", ".join(str(r["num_caused"]) for r in task["runs"])
+        parts.append(
+            f"**{name}** (mask area {area}; mistakes caused by the cue per seed: "
+            f"{caused})\n\n" + table(rows, FAITHFULNESS_HEADER)
+        )
+    parts.append(faithfulness_real(report))
+    lines = faithfulness_targets(report)
+    return "\n\n".join(parts) + "\n\n**Targets**\n\n" + "\n".join(f"- {line}" for line in lines)
+
+
+FAITHFULNESS_KEYS = (
+    "mass_share",
+    "mask_auroc",
+    "pointing_game",
+    "sanity_correlation",
+    "ms_per_image",
+)
+FAITHFULNESS_HEADER = [
+    "method",
+    "mass share",
+    "mask AUROC",
+    "pointing game",
+    "sanity ρ",
+    "ms / image",
+]
+
+
+def faithfulness_cell(record: dict, key: str) -> str:
+    """One measure as mean ± std: shares in percent, the rest as numbers."""
+    entry = record[key]
+    if key in ("mass_share", "pointing_game"):
+        return f"{percent(entry['mean'])} ± {percent(entry['std'])}"
+    digits = 0 if key == "ms_per_image" else 3
+    return f"{number(entry['mean'], digits)} ± {number(entry['std'], digits)}"
+
+
+def faithfulness_real(report: dict) -> str:
+    """Insertion and deletion on the course CNN's real mistakes."""
+    real, labels = report["real"], report["labels"]
+    rows = [
+        [
+            labels[method],
+            number(r["insertion_auc"], 3),
+            number(r["deletion_auc"], 3),
+            percent(r.get("success_rate")),
+            number(r["ms_per_image"], 0),
+        ]
+        for method, r in real["methods"].items()
+    ]
+    return (
+        f"**Real mistakes**: the course CNN's first {real['num_mistakes']} test mistakes; "
+        "RISE's curves of the true class's probability as the map's top pixels are deleted "
+        f"(set to black) or inserted (into a black image), {report['settings']['step']} pixels "
+        "per point. A mistake starts with p(y) low: a map whose first pixels hold the cause of "
+        "the error raises p(y) as they are deleted (a high deletion area, where RISE, explaining "
+        "the answered class, reads a low one as good); one whose first pixels hold the evidence "
+        "for y raises it as they are inserted. Compare each with the random map's.\n\n"
+        + table(rows, ["method", "insertion AUC", "deletion AUC", "success", "ms / image"])
+    )
+
+
+def faithfulness_targets(report: dict) -> list[str]:
+    """Issue 25's targets with the numbers they are read from."""
+    met, labels = report["targets"], report["labels"]
+    lines = []
+    for name, t in met["tasks"].items():
+        gap = t["auroc_gap"]
+        shares = t["mass_shares"]
+        lines.append(
+            f"{name}: the best inverted explanation ({labels[t['best_inverted']]}) has mask "
+            f"AUROC {number(t['best_inverted_auroc'], 3)}, the best captum method "
+            f"({labels[t['best_captum']]}) {number(t['best_captum_auroc'], 3)}: "
+            + (f"met (+{gap:.3f})" if t["auroc_met"] else f"**not met** ({-gap:.3f} below)")
+            + f"; its sanity ρ {number(t['best_inverted_sanity'], 2)}: "
+            + verdict(t["sanity_met"])
+            + f"; the smooth explanation's mass share {percent(shares['smooth'])} against "
+            f"{percent(shares['smooth_unsmoothed'])} unsmoothed (α = 0) and "
+            f"{percent(shares['deepfool_refined'])} for the refined DeepFool: "
+            + verdict(t["smooth_more_mass_met"])
+        )
+    smooth, real = report["real"]["smooth"], report["real"]
+    lines.append(
+        f"the smooth explanation explains {percent(smooth['success_rate'])} of the course CNN's "
+        f"{real['num_mistakes']} test mistakes (target 100%): "
+        + verdict(met["smooth_success_all_met"])
+        + f"; median L2 {number(smooth['median_l2_ratio_to_refined'])}× the refined "
+        "explanation's (target ≤ 1.5×): " + verdict(met["smooth_l2_within_1.5x_refined_met"])
+    )
+    minutes, cpu = report["seconds"] / 60, report.get("cpu_seconds", math.nan) / 60
+    lines.append(
+        f"the benchmark took {minutes:.1f} min (target under 15): {verdict(minutes < 15)}; "
+        f"{cpu:.1f} min of CPU time, about its wall time on {threads(report.get('num_threads'))}"
+        " of a machine it has to itself"
+    )
+    return lines
+
+
 RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
@@ -500,6 +623,7 @@ RENDERERS = {
     "generative": generative,
     "surrogates": surrogates,
     "serving": serving,
+    "faithfulness": faithfulness,
 }
 TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
@@ -511,6 +635,7 @@ TITLES = {
     "generative": "Counterfactuals and Defense-GAN with a generative model",
     "surrogates": "Black box: the surrogate's architecture",
     "serving": "The model behind an API: speed, load and faults over HTTP",
+    "faithfulness": "Does the explanation find the cause? Known-cause tasks and real mistakes",
 }
 START, END = "<!-- results: start (benchmarks/report.py --docs) -->", "<!-- results: end -->"
 

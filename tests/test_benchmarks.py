@@ -420,3 +420,33 @@ def test_serving_benchmark_writes_every_field(tmp_path):
     text = benchmark_report().serving(report)
     assert "| HTTP, batch of 32 |" in text and "| 2 clients at once, batches of 32 | 4 |" in text
     assert "not measured yet" in text and "- fault answers equal uninterrupted: met" in text
+
+
+def test_faithfulness_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "faithfulness.json"
+    run(
+        "faithfulness.py",
+        *("--tasks", "mark", "--seeds", "0", "1", "--task-epochs", "1", "--train-size", "500"),
+        *("--num-images", "3", "--num-sanity", "2", "--surrogate-epochs", "1"),
+        *("--num-epochs", "1", "--counterfactual-epochs", "1", "--max-images", "3"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    task = report["tasks"]["mark"]
+    assert [r["seed"] for r in task["runs"]] == [0, 1]
+    methods = set(report["labels"]) - {"gan"}
+    keys = {"mass_share", "mask_auroc", "pointing_game", "sanity_correlation", "ms_per_image"}
+    for run_ in task["runs"]:
+        assert set(run_["methods"]) == methods and run_["num_images"] <= 3
+        assert all(keys <= set(record) for record in run_["methods"].values())
+        assert 0 <= run_["methods"]["random"]["mask_auroc"] <= 1
+    assert task["summary"]["methods"]["smooth"]["mass_share"]["std"] >= 0
+    real = report["real"]
+    assert set(real["methods"]) == set(report["labels"]) and real["num_mistakes"] == 3
+    assert 0 <= real["methods"]["gan"]["deletion_auc"] <= 1
+    targets = report["targets"]
+    assert set(targets["tasks"]["mark"]) >= {"auroc_met", "sanity_met", "smooth_more_mass_met"}
+    assert isinstance(targets["smooth_success_all_met"], bool)
+    text = benchmark_report().faithfulness(report)
+    assert "over 2 seeds" in text and "| smooth (α = 0.9) |" in text and "**mark**" in text
+    assert "the benchmark took" in text and "insertion AUC" in text
