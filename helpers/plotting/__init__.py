@@ -41,6 +41,7 @@ from helpers.plotting.faithfulness import (
     plot_insertion_deletion,
     plot_mask_auroc,
     show_method_grid,
+    show_smoothing,
 )
 from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
 from helpers.plotting.generative import plot_gan_history, show_class_grid, show_counterfactuals
@@ -95,6 +96,7 @@ __all__ = [
     "show_region_explanations",
     "show_samples_per_class",
     "show_side_by_side",
+    "show_smoothing",
     "signed_map",
     "to_image",
 ]
