@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers.smooth import _graph, _smooth, _smooth_norm
+from helpers.attacks.smooth import _graph, _smooth, _smooth_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_attacks import TENSOR_FIELDS, count_passes
