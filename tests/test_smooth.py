@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from helpers.attacks.smooth import _graph, _smooth, _smooth_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_attacks import TENSOR_FIELDS, count_passes
@@ -13,6 +12,7 @@ from tiny import ARCHS, linear_model, make_batch, make_model
 
 from helpers import attacks
 from helpers.attacks import smooth
+from helpers.attacks.smooth import _graph, _smooth, _smooth_norm
 
 A = 0.5 / math.sqrt(2)  # alpha W_n's off-diagonal on a flat row of three pixels, alpha = 0.5
 
