@@ -76,14 +76,15 @@ def smooth_explanation(
         overshoot=overshoot,
         num_refine_steps=num_refine_steps,
     )
-    with Run(model, x, y, objective=margin, index=index) as run:
+    run = Run(model, x, y, objective=margin, index=index, max_queries=max_queries)
+    with run:
         x = run.x
         weights = _graph(x, sigma)  # (N, 8, H, W)
         search = _Search(x.clone(), run.value.clone(), run.grad.clone(), run.attacked)
         best = x.new_full((len(x),), torch.inf)  # (N,) |delta|_S of the success kept
         for step in range(max_queries):
             rows = (run.attacked & (search.refined <= num_refine_steps)).nonzero()[:, 0]
-            rows = rows[run.counter.queries[rows] < max_queries]
+            rows = rows[run.within(rows)]  # the engine keeps each image's budget
             if len(rows) == 0:
                 break
             candidate = _step(x[rows], search, rows, weights[rows], alpha, overshoot)
