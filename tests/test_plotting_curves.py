@@ -1,0 +1,55 @@
+"""Figures of the black-box curves: axes labelled where points are, ranges that start at 0."""
+
+import matplotlib
+
+from helpers import plotting
+
+matplotlib.use("Agg")
+
+
+def label(queries, seed_shift, jacobian=False, size=None):
+    record = {
+        "pool_size": queries,
+        "jacobian": jacobian,
+        "label_queries": queries,
+        "agreement": 0.5 + seed_shift,
+        "success_rate": 1.0,
+        "mean_queries": 3.0 + seed_shift,
+    }
+    if size is not None:
+        record["median_l2_ratio_to_whitebox"] = size
+    return record
+
+
+def test_label_curve_reads_queries_against_the_budget_and_labels_its_points():
+    records = [label(15, 0.0), label(15, 0.2), label(1000, 0.1), label(60, 0.0, jacobian=True)]
+    fig = plotting.plot_label_curve(records, max_queries=20, paper=(8.73, 0.7308))
+    share, queries = fig.axes
+    assert queries.get_ylim() == (0, 20) and share.get_ylim() == (0, 102)
+    assert [tick.get_text() for tick in queries.get_xticklabels()] == ["15", "1,000"]
+    solid = queries.get_lines()[0]  # pool only: through the median of the two seeds at 15
+    assert solid.get_ydata().tolist() == [3.1, 3.1]
+    assert list(queries.get_lines()[-1].get_ydata()) == [8.73, 8.73]  # the paper
+
+
+def test_label_curve_draws_the_size_panel_when_every_record_has_a_size():
+    records = [label(15, 0.0, size=9.0), label(1000, 0.0, size=3.0)]
+    fig = plotting.plot_label_curve(records)
+    size = fig.axes[2]
+    assert size.get_lines()[0].get_ydata().tolist() == [9.0, 3.0]
+    assert size.get_ylim()[0] == 0
+    assert len(plotting.plot_label_curve([label(15, 0.0)]).axes) == 2
+
+
+def test_budget_curve_labels_the_budgets_measured():
+    records = [
+        {"method": m, "budget": b, "success_rate": 1.0, "median_l2_ratio_to_whitebox": r}
+        for m, r in (("a", 2.0), ("b", 3.0))
+        for b in (20, 50, 250)
+    ]
+    size, success = plotting.plot_budget_curve(records).axes
+    assert [tick.get_text() for tick in size.get_xticklabels()] == ["20", "50", "250"]
+    assert size.get_ylim()[0] == 0 and [line.get_ydata()[0] for line in size.get_lines()[:2]] == [
+        2.0,
+        3.0,
+    ]
