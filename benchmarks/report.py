@@ -430,6 +430,65 @@ def surrogates(report: dict) -> str:
     )
 
 
+def serving(report: dict) -> str:
+    """The API: speed against in process, load, the fault run, and the explanation runs."""
+    columns = ("queries_per_second", 0), ("requests_per_second", 1), ("p50_ms", 1), ("p99_ms", 1)
+    rows = [
+        [name, *(number(r[key], digits) for key, digits in columns)]
+        for name, r in report["speed"].items()
+    ]
+    parts = [table(rows, ["one call of", "queries/s", "requests/s", "p50 ms", "p99 ms"])]
+    load, fault = report["load"], report["fault"]
+    runs = {
+        f"{load['clients']} clients at once, batches of {load['batch_size']}": load,
+        f"server killed (SIGKILL) and restarted ×{fault['kills']}": fault,
+    }
+    counts = ("answered", "charged", "lost", "double_charged")
+    rows = [
+        [name, str(r["requests"]), number(r.get("p50_ms"), 1), number(r.get("p99_ms"), 1)]
+        + [str(r[key]) for key in counts]
+        for name, r in runs.items()
+    ]
+    header = ["run", "requests", "p50 ms", "p99 ms", "answered", "charged", "lost"]
+    restarts = ", ".join(number(s, 1) for s in fault["restart_seconds"]) or "–"
+    same = "yes" if fault["answers_equal_uninterrupted"] else "**no**"
+    parts.append(
+        table(rows, [*header, "double-charged"])
+        + "\n\nLost and double-charged: request by request, the server's SQLite log against "
+        f"the clients' journals. The fault run's answers equal an uninterrupted run's: {same}; "
+        f"restarts took {restarts} s; {fault['retries']} retries; "
+        f"{fault['replayed_requests']} requests answered again from the server's log."
+    )
+    parts.append(explanation_runs(report.get("explanation_runs") or []))
+    met = [f"- {name.replace('_', ' ')}: {verdict(v)}" for name, v in report["targets"].items()]
+    parts.append("**Targets** (as the benchmark checked them)\n\n" + "\n".join(met))
+    return "\n\n".join(parts)
+
+
+def explanation_runs(runs: list[dict]) -> str:
+    """benchmarks/serving.py's explanation runs, over HTTP and in process (when measured)."""
+    if not runs:
+        return (
+            "Explanation runs over HTTP: not measured yet (`explanation_runs` in "
+            "benchmarks/serving.py)."
+        )
+    same = ("same_success", "same_queries", "same_sizes")
+    rows = [
+        [
+            r["strategy"],
+            r["plan"],
+            number(r["http_seconds"]),
+            number(r["in_process_seconds"]),
+            number(r["ratio"]),
+            *(verdict(r[key]) for key in same),
+        ]
+        for r in runs
+    ]
+    header = ["strategy", "plan", "HTTP s", "in process s", "ratio"]
+    header += ["same success", "same queries", "same sizes"]
+    return "**Explanation runs**, over HTTP and in process\n\n" + table(rows, header)
+
+
 RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
@@ -439,6 +498,7 @@ RENDERERS = {
     "fixing": fixing,
     "generative": generative,
     "surrogates": surrogates,
+    "serving": serving,
 }
 TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
@@ -449,6 +509,7 @@ TITLES = {
     "fixing": "Fixing the data and the model with the explanations",
     "generative": "Counterfactuals and Defense-GAN with a generative model",
     "surrogates": "Black box: the surrogate's architecture",
+    "serving": "The model behind an API: speed, load and faults over HTTP",
 }
 START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
 

@@ -390,3 +390,32 @@ def test_surrogates_benchmark_writes_every_field(tmp_path):
         assert [p["budget"] for p in record["budget_curve"]] == [10, 30]
         assert all(p["mean_queries"] <= p["budget"] for p in record["budget_curve"])
     assert "| MLP |" in benchmark_report().surrogates(report)
+
+
+def test_serving_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "serving.json"
+    run(
+        "serving.py",
+        *("--num-epochs", "1", "--num-requests", "3", "--num-clients", "2"),
+        *("--requests-per-client", "2", "--fault-requests", "4", "--kills", "1"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    assert list(report["speed"]) == [
+        "in process, 1 image",
+        "in process, batch of 32",
+        "HTTP, 1 image",
+        "HTTP, batch of 32",
+    ]
+    for record in report["speed"].values():
+        assert 0 < record["p50_ms"] <= record["p99_ms"] and record["queries_per_second"] > 0
+    load, fault = report["load"], report["fault"]
+    counts = ("answered", "charged", "lost", "double_charged")
+    assert [load[key] for key in counts] == [2 * 2 * 32, 2 * 2 * 32, 0, 0]
+    assert [fault[key] for key in counts] == [4 * 32, 4 * 32, 0, 0]
+    assert fault["kills"] == 1 and fault["caller_queries"] == 4 * 32
+    assert fault["answers_equal_uninterrupted"] and report["explanation_runs"] == []
+    assert all(isinstance(v, bool) for v in report["targets"].values())
+    text = benchmark_report().serving(report)
+    assert "| HTTP, batch of 32 |" in text and "| 2 clients at once, batches of 32 | 4 |" in text
+    assert "not measured yet" in text and "- fault answers equal uninterrupted: met" in text
