@@ -1,8 +1,13 @@
-"""Figures of the black-box curves: axes labelled where points are, ranges that start at 0."""
+"""Figures of the black-box notebooks: axes labelled where points are, ranges that start at 0,
+one colour scale for changes that are compared."""
 
 import matplotlib
+import pytest
+import torch
 
 from helpers import plotting
+from helpers.metrics import similarity
+from helpers.records import Explanation
 
 matplotlib.use("Agg")
 
@@ -53,3 +58,33 @@ def test_budget_curve_labels_the_budgets_measured():
         2.0,
         3.0,
     ]
+
+
+def test_side_by_side_draws_both_changes_of_a_row_on_one_scale():
+    x = torch.full((2, 1, 4, 4), 0.5)
+
+    def explanation(scale: float) -> Explanation:
+        delta = torch.zeros_like(x)
+        delta[:, 0, 1, 1] = torch.tensor([scale, -2 * scale])
+        logits = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+        counts = torch.ones(2, dtype=torch.int64)
+        return Explanation(
+            index=torch.arange(2),
+            x=x,
+            y=torch.zeros(2, dtype=torch.int64),
+            logits=logits,
+            x_adv=x + delta,
+            logits_adv=logits.flip(1),
+            attacked=torch.ones(2, dtype=torch.bool),
+            success=torch.ones(2, dtype=torch.bool),
+            queries=counts,
+            forward_passes=counts,
+            backward_passes=counts,
+        )
+
+    small, large = explanation(0.1), explanation(0.3)
+    fig = plotting.show_side_by_side(
+        small, large, ["0", "1"], similarity(small.delta, large.delta, top_k=1)
+    )
+    heats = [ax.get_images()[0] for ax in fig.axes if ax.get_images()][1:3]  # row 0's changes
+    assert [heat.get_clim() for heat in heats] == [pytest.approx((-0.3, 0.3))] * 2
