@@ -86,15 +86,19 @@ def show_side_by_side(
     suptitle: str | None = None,
 ) -> Figure:
     """One row per image: the original, the developer's (white-box) change and the user's
-    (black-box) one, each on its own symmetric colour scale, with their ``similar``ity."""
+    (black-box) one, with their ``similar``ity; the two changes of a row share one symmetric
+    colour scale, so that the larger one looks larger."""
     n = len(whitebox)
     fig, axes = plt.subplots(n, 3, figsize=(10, 3.0 * n + 0.6), squeeze=False, layout="constrained")
     for i, row in enumerate(axes):
         true, predicted = int(whitebox.y[i]), int(whitebox.y_pred[i])
         row[0].imshow(to_image(whitebox.x[i]), cmap="gray", vmin=0, vmax=1)
         row[0].set_title(f"true {classes[true]}, predicted {classes[predicted]}")
-        for ax, (who, result) in zip(row[1:], (("developer", whitebox), ("user", blackbox))):
-            draw_signed(ax, result.delta[i], colorbar="δ: ink added (red)")
+        pair = (("developer", whitebox), ("user", blackbox))
+        limit = max(signed_map(result.delta[i])[1] for _, result in pair)
+        for ax, (who, result) in zip(row[1:], pair):
+            heat = draw_signed(ax, result.delta[i], colorbar="δ: ink added (red), one scale a row")
+            heat.set_clim(-limit, limit)
             ax.set_title(f"{who} ({result.method}): L2 {result.delta[i].norm():.2f}", fontsize=9)
         cosine, overlap = similar.cosine[i], similar.overlap[i]
         row[2].set_xlabel(f"cosine {cosine:.2f}, top-pixel overlap {overlap:.0%}")
