@@ -94,6 +94,7 @@ def blackbox(report: dict) -> str:
         [
             name,
             percent(r["success_rate"]),
+            percent(r.get("success_after_rounding")),
             number(r["mean_queries"]),
             str(r["label_queries"]),
             number(r["median_l2"], 3),
@@ -105,6 +106,7 @@ def blackbox(report: dict) -> str:
     header = [
         "strategy",
         "success",
+        "after 8-bit rounding",
         "mean queries",
         "label queries",
         "median L2",
@@ -114,7 +116,8 @@ def blackbox(report: dict) -> str:
     parts = [table(rows, header)]
     if report.get("budget_curve"):
         title = "**Budget curve** (black-box queries per image: median L2 ÷ the developer's "
-        title += "explanation, DeepFool + refinement; success; median cosine with it)"
+        title += "explanation, DeepFool + refinement; success, and after rounding to 8 bits; "
+        title += "median cosine with it)"
         parts.append(title + "\n\n" + budget_table(report))
     if report.get("probe_seed_spread"):
         spread = report["probe_seed_spread"]
@@ -169,9 +172,11 @@ def budget_table(report: dict) -> str:
     budgets = sorted({r["budget"] for r in report["budget_curve"]})
     cells: dict[str, dict[int, str]] = {}
     for r in report["budget_curve"]:
+        rounded = r.get("success_after_rounding")
+        rounded = "" if rounded is None else f", {percent(rounded)} after rounding"
         cells.setdefault(r["method"], {})[r["budget"]] = (
-            f"{number(r['median_l2_ratio_to_whitebox'])}× ({percent(r['success_rate'])}, "
-            f"cos {number(r['median_cosine'])})"
+            f"{number(r['median_l2_ratio_to_whitebox'])}× ({percent(r['success_rate'])}"
+            f"{rounded}, cos {number(r['median_cosine'])})"
         )
     rows = [[name, *(row.get(b, "–") for b in budgets)] for name, row in cells.items()]
     return table(rows, ["method", *(f"{b} queries" for b in budgets)])
@@ -185,11 +190,13 @@ def label_table(report: dict) -> str:
             str(r["label_queries"]),
             percent(r["agreement"]),
             percent(r["success_rate"]),
+            percent(r.get("success_after_rounding")),
             number(r["mean_queries"]),
         ]
         for r in report["label_curve"]
     ]
-    header = ["pool", "Jacobian", "label queries", "agreement", "success", "mean queries"]
+    header = ["pool", "Jacobian", "label queries", "agreement", "success", "after rounding"]
+    header += ["mean queries"]
     return table(rows, header)
 
 

@@ -48,7 +48,7 @@ import curves
 import numpy as np
 import torch
 
-from helpers import blackbox, metrics, remote, serving
+from helpers import blackbox, remote, serving
 from helpers.attacks import transfer
 from helpers.serving import codec
 from helpers.serving.plans import Plan
@@ -238,7 +238,7 @@ def explanation_runs(
             peer = functools.partial(blackbox.BlackBox, model, probabilities=probabilities, bits=8)
             run = functools.partial(explain, surrogate=surrogate, x=mistakes, **settings)
             record = compare(run, url, key, peer, device)
-            rounded = rounded_rate(model, record.pop("result"))
+            rounded = curves.rounded_rate(model, record.pop("result"))
             records.append({"strategy": name, "plan": plan, **record})
             records[-1]["success_after_rounding"] = rounded
             print(explanation_line(records[-1]))
@@ -276,11 +276,6 @@ def compare(run: Callable, url: str, key: str, peer: Callable, device) -> dict:
         "requests": requests,
         "result": http,
     }
-
-
-def rounded_rate(model: torch.nn.Module, result) -> float:
-    """The share of ``result``'s images explained once x_adv is rounded to 8 bits."""
-    return metrics.success_after_rounding(model, result).float().mean().item()
 
 
 def median_l2(result) -> float:
