@@ -125,7 +125,7 @@ def _at_offset(
     the run holds, and bisect on the opacity of each hit."""
     x = run.x[rows]
     template = shift(templates[run.y[rows]], offset)  # (n, C, H, W)
-    end = (1 - max_opacity) * x + max_opacity * template
+    end = ((1 - max_opacity) * x + max_opacity * template).clamp(0, 1)  # float error past 1
     probe = run.query(end, rows)  # the black box may answer only a prefix
     hits = probe.reached
     distance = (probe.x - run.x[probe.rows]).flatten(1).norm(dim=1)
