@@ -488,6 +488,7 @@ def explanation_runs(runs: list[dict]) -> str:
             number(r["http_seconds"]),
             number(r["in_process_seconds"]),
             number(r["ratio"]),
+            number(r.get("cpu_ratio")),
             f"{r['calls']} / {r['requests']}",
             percent(r["success_rate"]),
             percent(r["success_after_rounding"]),
@@ -495,11 +496,15 @@ def explanation_runs(runs: list[dict]) -> str:
         ]
         for r in runs
     ]
-    header = ["strategy", "plan", "HTTP s", "in process s", "ratio", "calls / requests"]
+    header = ["strategy", "plan", "HTTP s", "in process s", "ratio", "CPU ratio"]
+    header += ["calls / requests"]
     header += ["success", "after rounding", "same success", "same queries", "same sizes"]
     return (
         "**Explanation runs**, over HTTP and in process on the same 8-bit images (`BlackBox("
-        "model, bits=8)`), the best of up to 3 runs each. Calls: the engine's, each a batch; "
+        "model, bits=8)`), the best of up to 3 runs each, taken in turns. CPU ratio: the CPU "
+        "time of client and server over HTTP against in process, what the wall times' ratio "
+        "would be on an idle machine, where the client waits while the server works. Calls: "
+        "the engine's, each a batch; "
         "requests: the client sends each call as requests of the API's `max_batch` images "
         "(`RemoteBlackBox._ask`). After rounding: explained once x_adv is rounded to 8 bits.\n\n"
         + table(rows, header)

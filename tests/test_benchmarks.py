@@ -438,6 +438,7 @@ def test_serving_benchmark_writes_every_field(tmp_path):
         assert r["same_success"] and r["same_queries"] and r["same_sizes"], r
         assert r["success_after_rounding"] == r["success_rate"] and r["http_seconds"] > 0
         assert r["calls"] <= r["requests"] and r["images_answered"] > 0
+        assert r["http_cpu_seconds"] > 0 and r["in_process_cpu_seconds"] > 0
     assert report["targets"]["label_plan_explanations_same_as_in_process"]
     phases = report["phases"]  # positive times; a disk that ignores fsync may tie the commits
     assert min(phases[key] for key in ("forward_cpu_ms", "commit_full_ms", "commit_normal_ms")) > 0
