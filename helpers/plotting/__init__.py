@@ -32,7 +32,9 @@ from helpers.plotting.evidence import (
 )
 from helpers.plotting.explanations import (
     plot_agreement,
+    plot_costs,
     plot_success_by_budget,
+    show_edits,
     show_explanation_gallery,
     show_explanations,
     show_side_by_side,
@@ -68,6 +70,7 @@ __all__ = [
     "plot_budget_curve",
     "plot_confidence_histograms",
     "plot_confusion_matrix",
+    "plot_costs",
     "plot_distributions",
     "plot_gan_history",
     "plot_history",
@@ -86,6 +89,7 @@ __all__ = [
     "show_class_grid",
     "show_contributions",
     "show_counterfactuals",
+    "show_edits",
     "show_explanation_gallery",
     "show_explanations",
     "show_grad_cams",
