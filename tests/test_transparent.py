@@ -7,8 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import remote, serving
-from helpers.attacks import transparent
+from helpers import remote, serving, transparent
 from helpers.blackbox import BlackBox
 from helpers.serving.plans import Plan
 
