@@ -52,6 +52,11 @@ def test_every_explanation_row_shares_one_colour_scale():
     assert [im.get_clim() for im in magnitudes] == [pytest.approx((0, 0.4))] * 2
 
 
+def test_explanations_take_a_limit_shared_with_other_figures():
+    fig = plotting.show_explanations(two_explanations()[:1], ["0", "1"], limit=0.4)
+    assert [im.get_clim() for im in signed_images(fig)] == [pytest.approx((-0.4, 0.4))]
+
+
 def test_every_gallery_tile_shares_one_colour_scale():
     fig = plotting.show_explanation_gallery(two_explanations(), ["0", "1"])
     limits = [im.get_clim() for im in signed_images(fig)]

@@ -20,15 +20,20 @@ from helpers.records import Explanation
 
 
 def show_explanations(
-    result: Explanation, classes: Sequence[str], *, suptitle: str | None = None
+    result: Explanation,
+    classes: Sequence[str],
+    *,
+    suptitle: str | None = None,
+    limit: float | None = None,
 ) -> Figure:
     """One row per image: original, signed change δ, |δ| over the image, corrected image, and
     the class probabilities before and after (all read from the record ``result``).
 
-    Every row's δ and |δ| share one colour scale (``shared_limit``), so that a small change
-    looks small beside a large one."""
+    Every row's δ and |δ| share one colour scale, ±``limit`` (default: ``shared_limit`` of the
+    record's changes; pass one limit to several figures that are compared), so that a small
+    change looks small beside a large one."""
     n = len(result)
-    limit = shared_limit(result.delta)
+    limit = shared_limit(result.delta) if limit is None else limit
     fig, axes = plt.subplots(n, 5, figsize=(15, 2.8 * n + 0.6), squeeze=False, layout="constrained")
     for i, row in enumerate(axes):
         image, delta = to_image(result.x[i]), result.delta[i]
@@ -48,7 +53,7 @@ def show_explanations(
         for ax in row[:4]:
             ax.axis("off")
         _probability_bars(row[4], result, i, classes)
-    fig.suptitle(f"{suptitle + ' ' if suptitle else ''}(one colour scale for every row)")
+    fig.suptitle(f"{suptitle + ' ' if suptitle else ''}(δ on one colour scale, ±{limit:.2f})")
     return fig
 
 
