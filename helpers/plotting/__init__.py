@@ -11,11 +11,13 @@ that point at a region, accuracies of fixes, rankings of suspected label errors 
 """
 
 from helpers.plotting.basics import (
+    MAGNITUDE_CMAP,
     SIGNED_CMAP,
     draw_signed,
     image_png,
     plot_history,
     save_figure,
+    shared_limit,
     show_images,
     show_samples_per_class,
     signed_map,
@@ -61,6 +63,7 @@ from helpers.plotting.robustness import (
 )
 
 __all__ = [
+    "MAGNITUDE_CMAP",
     "SIGNED_CMAP",
     "draw_signed",
     "image_png",
@@ -100,6 +103,7 @@ __all__ = [
     "show_region_explanations",
     "show_samples_per_class",
     "show_side_by_side",
+    "shared_limit",
     "show_smoothing",
     "signed_map",
     "to_image",

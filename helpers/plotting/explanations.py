@@ -9,26 +9,43 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from helpers.metrics import Similarity
-from helpers.plotting.basics import SIGNED_CMAP, draw_signed, signed_map, to_image
+from helpers.plotting.basics import (
+    MAGNITUDE_CMAP,
+    SIGNED_CMAP,
+    draw_signed,
+    shared_limit,
+    signed_map,
+    to_image,
+)
 from helpers.records import Explanation
 
 
 def show_explanations(
-    result: Explanation, classes: Sequence[str], *, suptitle: str | None = None
+    result: Explanation,
+    classes: Sequence[str],
+    *,
+    suptitle: str | None = None,
+    limit: float | None = None,
 ) -> Figure:
     """One row per image: original, signed change δ, |δ| over the image, corrected image, and
-    the class probabilities before and after (all read from the record ``result``)."""
+    the class probabilities before and after (all read from the record ``result``).
+
+    Every row's δ and |δ| share one colour scale, ±``limit`` (default: ``shared_limit`` of the
+    record's changes; pass one limit to several figures that are compared), so that a small
+    change looks small beside a large one."""
     n = len(result)
+    limit = shared_limit(result.delta) if limit is None else limit
     fig, axes = plt.subplots(n, 5, figsize=(15, 2.8 * n + 0.6), squeeze=False, layout="constrained")
     for i, row in enumerate(axes):
         image, delta = to_image(result.x[i]), result.delta[i]
         before, after = int(result.y_pred[i]), int(result.y_adv[i])
         row[0].imshow(image, cmap="gray", vmin=0, vmax=1)
         row[0].set_title(f"original: predicted {classes[before]} ({result.probs[i, before]:.0%})")
-        draw_signed(row[1], delta, colorbar="added (red) / removed (blue)")
+        draw_signed(row[1], delta, colorbar="δ: added (red) / removed (blue)", limit=limit)
         row[1].set_title(f"perturbation δ, L2 = {delta.norm():.2f}")
         row[2].imshow(image, cmap="gray", vmin=0, vmax=1)
-        overlay = row[2].imshow(np.abs(signed_map(delta)[0]), cmap="hot", alpha=0.6)
+        magnitude = np.abs(signed_map(delta)[0])
+        overlay = row[2].imshow(magnitude, cmap=MAGNITUDE_CMAP, alpha=0.6, vmin=0, vmax=limit)
         fig.colorbar(overlay, ax=row[2], fraction=0.046, pad=0.04, label="|δ|")
         row[2].set_title("|δ| over the image")
         row[3].imshow(to_image(result.x_adv[i]), cmap="gray", vmin=0, vmax=1)
@@ -37,8 +54,7 @@ def show_explanations(
         for ax in row[:4]:
             ax.axis("off")
         _probability_bars(row[4], result, i, classes)
-    if suptitle:
-        fig.suptitle(suptitle)
+    fig.suptitle(f"{suptitle + ' ' if suptitle else ''}(δ on one colour scale, ±{limit:.2f})")
     return fig
 
 
@@ -51,7 +67,7 @@ def show_explanation_gallery(
 ) -> Figure:
     """Signed changes with the digit's outline, grouped by (true, predicted) pair.
 
-    Each tile is scaled to its own largest change, so weak and strong ones are equally legible.
+    Every tile shares one colour scale (``shared_limit``): a faint tile is a small change.
     """
     pairs = list(zip(result.y.tolist(), result.y_pred.tolist()))
     order = sorted(range(len(result)), key=lambda i: pairs[i])
@@ -61,8 +77,9 @@ def show_explanation_gallery(
     )
     for ax in axes.flat:
         ax.axis("off")
+    limit = shared_limit(result.delta)
     for ax, i in zip(axes.flat, order):
-        heat = draw_signed(ax, result.delta[i])
+        heat = draw_signed(ax, result.delta[i], limit=limit)
         outline = result.x[i].detach().cpu().mean(0).numpy()  # (H, W) grey, for the contour
         ax.contour(outline, levels=[0.5], colors="black", linewidths=0.7)
         true, predicted = pairs[i]
@@ -70,9 +87,9 @@ def show_explanation_gallery(
         ax.set_title(label, fontsize=8)
     if len(order):
         bar = fig.colorbar(heat, ax=axes, fraction=0.02, pad=0.02)
-        limit = heat.norm.vmax
-        bar.set_ticks([-limit, 0, limit], labels=["ink removed", "0", "ink added"])
-        bar.set_label("δ, each tile scaled to its own maximum")
+        labels = [f"{-limit:.2f}\nremoved", "0", f"{limit:.2f}\nadded"]
+        bar.set_ticks([-limit, 0, limit], labels=labels)
+        bar.set_label("δ (ink), one scale for every tile")
     fig.suptitle(title + " (black line: the digit's outline)")
     return fig
 
