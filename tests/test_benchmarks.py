@@ -337,3 +337,22 @@ def test_surrogates_benchmark_writes_every_field(tmp_path):
         assert [p["budget"] for p in record["budget_curve"]] == [10, 30]
         assert all(p["mean_queries"] <= p["budget"] for p in record["budget_curve"])
     assert "| MLP |" in benchmark_report().surrogates(report)
+
+
+def test_robust_recipe_benchmark_chooses_on_held_out_images_and_checks_its_targets(tmp_path):
+    output = tmp_path / "robust_recipe.json"
+    run(
+        "robust_recipe.py",
+        *("--num-epochs", "1", "--max-epochs", "2", "--num-val", "100", "--seeds", "0"),
+        *("--max-images", "10", "--attack-steps", "3", "--restarts", "1"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    curve = report["choice"]["curve"]
+    assert [point["epoch"] for point in curve] == [0, 1, 2] and report["choice"]["num_val"] == 100
+    best = max(point["pgd"] for point in curve[1:])
+    assert curve[report["num_epochs"]]["pgd"] == best  # the choice is the held-out best
+    seed = report["seeds"]["0"]
+    assert set(seed["pgd"]) == {"clean", "pgd 0.05", "pgd 0.1", "pgd 0.2"}
+    assert seed["num_images"] == 10 and len(report["targets"]) == 2
+    assert report["recipe"] == {"eps": 0.1, "num_steps": 3, "step_size": 2.5 * 0.1 / 3}
