@@ -238,6 +238,38 @@ def robustness(report: dict) -> str:
     return table(rows, header)
 
 
+def robust_recipe(report: dict) -> str:
+    """The held-out curve that chose the epochs, then each seed's standard and robust rows."""
+    choice = report["choice"]
+    lines = []
+    if "curve" in choice:
+        points = ", ".join(
+            f"{p['epoch']}: {percent(p['clean'])} clean, {percent(p['pgd'])} PGD"
+            for p in choice["curve"]
+        )
+        lines.append(
+            f"Epochs chosen on {choice['num_val']} held-out training images (PGD-10 at "
+            f"ε = {report['recipe']['eps']}; epoch: accuracy): {points}; chosen: "
+            f"{report['num_epochs']}."
+        )
+    else:
+        lines.append(f"Epochs given on the command line: {report['num_epochs']}.")
+    attack = report["attack"]
+    columns = list(next(iter(report["seeds"].values()))["standard"])
+    rows = [
+        [str(seed), name, *(percent(record[name][c]) for c in columns)]
+        for seed, record in report["seeds"].items()
+        for name in ("standard", "pgd")
+    ]
+    header = ["seed", "model", *(c.replace("pgd ", "PGD ε=") for c in columns)]
+    lines.append(
+        f"Test split, first {report['num_images']} images; PGD with {attack['num_steps']} steps "
+        f"and {attack['num_restarts']} restarts:\n\n" + table(rows, header)
+    )
+    lines.append("\n".join(f"- {t}: {verdict(met)}" for t, met in report["targets"].items()))
+    return "\n\n".join(lines)
+
+
 def evidence(report: dict) -> str:
     epsilons = report["epsilons"]
     vids = {(r["model"], r["layer"]): r for r in report["vid"]}
@@ -659,6 +691,7 @@ RENDERERS = {
     "blackbox": blackbox,
     "explorer": explorer,
     "robustness": robustness,
+    "robust_recipe": robust_recipe,
     "evidence": evidence,
     "fixing": fixing,
     "generative": generative,
@@ -671,6 +704,7 @@ TITLES = {
     "blackbox": "Black box: strategies through a counted black box",
     "explorer": "Explorer: redraw times",
     "robustness": "Robustness: the standard CNN and its defences",
+    "robust_recipe": "Robustness: notebook 10's PGD recipe, chosen on held-out images",
     "evidence": "Inside the network: Grad-CAM shift (MOD, VID) under FGSM, promotion/suppression",
     "fixing": "Fixing the data and the model with the explanations",
     "generative": "Counterfactuals and Defense-GAN with a generative model",

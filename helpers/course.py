@@ -17,7 +17,17 @@ import torch
 from IPython.display import Code
 from torch import nn
 
-from helpers import blackbox, data, defences, generative, generators, runtime, surrogate, training
+from helpers import (
+    blackbox,
+    checkpoints,
+    data,
+    defences,
+    generative,
+    generators,
+    runtime,
+    surrogate,
+    training,
+)
 
 
 @dataclass(frozen=True)
@@ -51,22 +61,33 @@ class Course:
         return model
 
     def robust_model(
-        self, defence: str = "fgsm_rs", *, num_epochs: int | None = None, **settings: Any
+        self,
+        defence: str = "fgsm_rs",
+        *,
+        num_epochs: int | None = None,
+        start_from: nn.Module | None = None,
+        **settings: Any,
     ) -> nn.Module:
         """A CNN trained with ``defence`` ("noise", "fgsm_rs" or "pgd") and its ``settings``
         (e.g. eps=0.3): loaded if it matches, else trained now and saved (notebook 10). Each
         recipe has its own file, so a notebook's short recipe and a benchmark's full one never
-        overwrite each other."""
+        overwrite each other. ``start_from``: a warm start, training goes on from a copy of
+        this model's weights (e.g. ``course.model()``, left unchanged) instead of new ones; its
+        fingerprint is part of the recipe, so a retrained start retrains this model."""
         generator = torch.Generator(self.device).manual_seed(self.seed)
         num_epochs = num_epochs or self.num_epochs
+        recipe = dict(settings)
+        if start_from is not None:
+            recipe["from"] = checkpoints.fingerprint(start_from)[:8]
         model, metadata = training.load_or_train(
             self.dataset,
-            self.recipe_path(f"cnn_{defence}", settings, num_epochs),
+            self.recipe_path(f"cnn_{defence}", recipe, num_epochs),
             seed=self.seed,
             device=self.device,
             num_epochs=num_epochs,
             transform=defences.make_transform(defence, settings, generator),
             tags={"defence": defence, **settings},
+            initial=start_from,
         )
         print(f"The {defence} CNN: test accuracy {metadata['test_accuracy']:.2%}.")
         self.metadata[f"cnn_{defence}"] = metadata

@@ -128,17 +128,23 @@ def train_new_cnn(
     seed: int,
     device: torch.device | str = "cpu",
     architecture: str = "SmallCNN",
+    initial: nn.Module | None = None,
     **settings: Any,
 ) -> tuple[nn.Module, dict[str, Any], History]:
     """Train a new model (weights from `seed`) on `dataset.train`, evaluating on `dataset.test`
     after each epoch; return (model, its checkpoint metadata, history). `architecture` names a
     name of `architectures.classifiers()`, built with the dataset's shape, classes and
-    statistics."""
+    statistics.
+    `initial`, a model of that architecture built for this dataset, is a warm start: training
+    starts from a copy of its weights (left unchanged) instead of new ones."""
     build = architectures.classifier(architecture)
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the weights' init must not touch the global RNG
         torch.manual_seed(seed)
         model = build(dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std)
+    if initial is not None:
+        _check_initial(initial, model)
+        model.load_state_dict(initial.state_dict())
     model.to(device)
     history = train(
         model,
@@ -156,6 +162,21 @@ def train_new_cnn(
         architecture=architecture,
     )
     return model, metadata, history
+
+
+def _check_initial(initial: nn.Module, model: nn.Module) -> None:
+    """Refuse a warm start whose weights cannot fit ``model`` (another class, width or data)."""
+    if type(initial) is not type(model):
+        raise TypeError(
+            f"initial is a {type(initial).__name__}, but the model to train is a "
+            f"{type(model).__name__}: pass a {type(model).__name__} or set architecture="
+            f"{type(initial).__name__!r}"
+        )
+    if getattr(initial, "config", None) != model.config:
+        raise ValueError(
+            f"initial was built with {initial.config}, but this dataset needs {model.config}: "
+            "start from a model trained on this dataset (e.g. course.model())"
+        )
 
 
 def matched_epochs(
@@ -217,18 +238,27 @@ def load_or_train(
     transform: Transform | None = None,
     tags: dict[str, Any] | None = None,
     architecture: str = "SmallCNN",
+    initial: nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A `SmallCNN`: the checkpoint at `path` if it was trained on `dataset.train` with `seed`
-    for `num_epochs` (and `tags`, which name the `transform`, e.g. a defence and its eps), else
-    a new one trained with `transform` and saved, with the seconds per epoch it took. It says
-    which happened, and why."""
+    for `num_epochs` (and `tags`, which name the `transform`, e.g. a defence and its eps, and
+    from the weights of `initial`, if given, as `train_new_cnn` takes it), else a new one
+    trained with `transform` and saved, with the seconds per epoch it took. It says which
+    happened, and why."""
     expected = expected_metadata(
         dataset, seed=seed, num_epochs=num_epochs, architecture=architecture
     )
     expected.update(tags or {})
+    if initial is not None:  # a retrained initial model retrains this one
+        if not isinstance(initial, nn.Module):
+            raise TypeError(
+                f"initial must be a model to start from (an nn.Module), got {initial!r}"
+            )
+        expected["initial"] = checkpoints.fingerprint(initial)
 
     def build() -> tuple[nn.Module, dict[str, Any]]:
-        print(f"Training a {architecture} for {num_epochs} epoch(s) {tags or ''}.")
+        start_from = "" if initial is None else " from the initial model's weights"
+        print(f"Training a {architecture}{start_from} for {num_epochs} epoch(s) {tags or ''}.")
         start = time.perf_counter()
         model, metadata, _ = train_new_cnn(
             dataset,
@@ -237,6 +267,7 @@ def load_or_train(
             device=device,
             transform=transform,
             architecture=architecture,
+            initial=initial,
         )
         metadata.update(expected, seconds_per_epoch=(time.perf_counter() - start) / num_epochs)
         return model, metadata

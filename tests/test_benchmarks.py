@@ -477,3 +477,25 @@ def test_faithfulness_benchmark_writes_every_field(tmp_path):
     text = benchmark_report().faithfulness(report)
     assert "over 2 seeds" in text and "| smooth (α = 0.9) |" in text and "**mark**" in text
     assert "the benchmark took" in text and "insertion AUC" in text
+
+
+def test_robust_recipe_benchmark_chooses_on_held_out_images_and_checks_its_targets(tmp_path):
+    output = tmp_path / "robust_recipe.json"
+    run(
+        "robust_recipe.py",
+        *("--num-epochs", "1", "--max-epochs", "2", "--num-val", "100", "--seeds", "0"),
+        *("--max-images", "10", "--attack-steps", "3", "--restarts", "1"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    curve = report["choice"]["curve"]
+    assert [point["epoch"] for point in curve] == [0, 1, 2] and report["choice"]["num_val"] == 100
+    best = max(point["pgd"] for point in curve[1:])
+    assert curve[report["num_epochs"]]["pgd"] == best  # the choice is the held-out best
+    seed = report["seeds"]["0"]
+    assert set(seed["pgd"]) == {"clean", "pgd 0.05", "pgd 0.1", "pgd 0.2"}
+    assert seed["num_images"] == 10 and len(report["targets"]) == 2
+    assert report["recipe"] == {"eps": 0.1, "num_steps": 3, "step_size": 2.5 * 0.1 / 3}
+    text = benchmark_report().robust_recipe(report)
+    assert "100 held-out training images" in text and "| 0 | pgd |" in text
+    assert text.count(": met") + text.count(": not met") == 2

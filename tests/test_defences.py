@@ -1,10 +1,12 @@
 """Defences: training transforms, input cleaning and its straight-through (BPDA) view."""
 
+import copy
+
 import pytest
 import torch
 from tiny import make_batch, make_cnn
 
-from helpers import course, data, defences, metrics, training
+from helpers import checkpoints, course, data, defences, metrics, training
 from helpers.attacks import forward
 
 
@@ -88,3 +90,22 @@ def test_each_recipe_keeps_its_own_checkpoint(tmp_path, capsys):
 def test_bad_settings_get_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_a_warm_started_robust_model_records_its_start_and_retrains_for_another(tmp_path, capsys):
+    dataset = data.load_dataset(sizes=(200, 20, 50))
+    lesson = course.Course(dataset, torch.device("cpu"), 0, 1, torch.Generator(), tmp_path)
+    start = lesson.model()
+    warm = lesson.robust_model("fgsm_rs", start_from=start, eps=0.1)
+    assert lesson.metadata["cnn_fgsm_rs"]["initial"] == checkpoints.fingerprint(start)
+    other = copy.deepcopy(start)
+    with torch.no_grad():
+        other.classifier[-1].bias += 1.0  # another start: another recipe
+    capsys.readouterr()
+    lesson.robust_model("fgsm_rs", start_from=other, eps=0.1)
+    assert "from the initial model's weights" in capsys.readouterr().out
+    again = lesson.robust_model("fgsm_rs", start_from=start, eps=0.1)
+    assert "Loaded" in capsys.readouterr().out
+    assert torch.equal(warm(dataset.test.x), again(dataset.test.x))
+    lesson.robust_model("fgsm_rs", eps=0.1)  # cold: a file of its own
+    assert len(list(tmp_path.glob("cnn_fgsm_rs_*"))) == 3

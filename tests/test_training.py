@@ -1,5 +1,7 @@
 """Training, evaluation and the runtime helpers, on small slices of the bundled data."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -258,3 +260,29 @@ def test_a_penalty_is_added_to_the_loss_and_can_use_input_gradients(small):
         (evaluation.predict(m, small.test).y_pred == 0).float().mean() for m in (plain, pushed)
     ]
     assert share[1] > 0.5 > share[0]
+
+
+def test_a_warm_start_goes_on_from_the_initial_weights_and_leaves_them_alone(small):
+    initial, _, _ = training.train_new_cnn(small, num_epochs=1, seed=0, progress=False)
+    before = {name: value.clone() for name, value in initial.state_dict().items()}
+    warm, _, _ = training.train_new_cnn(
+        small, num_epochs=1, seed=1, initial=initial, progress=False
+    )
+    by_hand = copy.deepcopy(initial)  # what a warm start means: train on from these weights
+    generator = torch.Generator().manual_seed(1)  # train_new_cnn's, from its seed
+    training.train(by_hand, small.train, num_epochs=1, generator=generator, progress=False)
+    for name, value in before.items():
+        assert torch.equal(initial.state_dict()[name], value), name  # the start is untouched
+        assert torch.equal(warm.state_dict()[name], by_hand.state_dict()[name]), name
+
+
+def test_a_warm_start_that_cannot_fit_is_refused_before_training(small, tmp_path):
+    other_width = new_model(small)  # width 8: train_new_cnn builds width 32
+    surrogate_cnn = models.SurrogateCNN(small.image_shape, small.num_classes)
+    with pytest.raises(ValueError, match="initial was built with"):
+        training.train_new_cnn(small, num_epochs=1, seed=0, initial=other_width)
+    with pytest.raises(TypeError, match="initial is a SurrogateCNN.*architecture='SurrogateCNN'"):
+        training.train_new_cnn(small, num_epochs=1, seed=0, initial=surrogate_cnn)
+    with pytest.raises(TypeError, match="initial must be a model"):
+        training.load_or_train(small, tmp_path / "cnn.pt", num_epochs=1, seed=0, initial="cnn")
+    assert not (tmp_path / "cnn.pt").exists()
