@@ -3,8 +3,9 @@
 ``basics``: image grids, the signed heat map every figure shares, learning curves, saving;
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
-MOD, promotion and suppression, units and spectra (notebook 11); ``fixing``: explanations that
-point at a region, accuracies of fixes, rankings of suspected label errors (notebook 13);
+MOD, promotion and suppression (notebook 11), units, spectra and accuracy on filtered images
+(notebook 12); ``fixing``: explanations that point at a region, accuracies of fixes, rankings
+of suspected label errors (notebook 13);
 ``generative``: GAN training, generated digits, counterfactuals (notebook 15).
 """
 
@@ -21,6 +22,7 @@ from helpers.plotting.basics import (
 )
 from helpers.plotting.curves import plot_budget_curve, plot_label_curve
 from helpers.plotting.evidence import (
+    plot_filtered_accuracy,
     plot_mod_against_eps,
     plot_shares,
     plot_spectra,
@@ -64,6 +66,7 @@ __all__ = [
     "plot_gan_history",
     "plot_history",
     "plot_label_curve",
+    "plot_filtered_accuracy",
     "plot_mod_against_eps",
     "plot_per_class_error",
     "plot_rankings",
