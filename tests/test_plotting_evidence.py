@@ -32,6 +32,16 @@ def test_mod_curves_draw_the_mean_of_their_subsets_and_a_band():
     assert single.axes[0].get_lines()[0].get_linestyle() == "--" and not single.axes[0].collections
 
 
+def test_mod_curves_of_one_model_share_its_colour():
+    mods = torch.tensor([0.1, 0.2])
+    names = ["a, earlier (x)", "a, last (y)", "b, earlier (x)", "b, last (y)"]
+    fig = plotting.plot_mod_against_eps({name: ([0.1, 0.2], mods) for name in names})
+    colors = [line.get_color() for line in fig.axes[0].get_lines()]
+    styles = [line.get_linestyle() for line in fig.axes[0].get_lines()]
+    assert colors[0] == colors[1] != colors[2] == colors[3]
+    assert styles == ["--", "-", "--", "-"]
+
+
 def test_contributions_share_one_scale_centred_on_zero():
     x = torch.rand(2, 1, 4, 4)
     promoting = torch.zeros(2, 1, 4, 4)

@@ -60,22 +60,24 @@ def plot_mod_against_eps(
     *,
     title: str = "How far Grad-CAM moves under FGSM",
 ) -> Figure:
-    """One line per named curve: MOD (mean NISSIM, in [0, 1]) at each FGSM strength ε; names
-    with "last" are drawn solid, the others dashed.
+    """One line per named curve: MOD (mean NISSIM, in [0, 1]) at each FGSM strength ε. Names
+    read "model, layer": one colour per model (the text before the first comma), solid for the
+    names that contain "last", dashed for the others.
 
     Args:
         curves: name -> (epsilons (S,), mods): mods (S,), or (R, S), one row per subset of the
             images, drawn as its mean with a band from the lowest to the highest row.
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    models = list(dict.fromkeys(name.split(",")[0] for name in curves))
     for (name, (epsilons, mods)), marker in zip(curves.items(), "os^vDx*+<>" * 4):
         rows = torch.as_tensor(mods, dtype=torch.float64).reshape(-1, len(epsilons)).numpy()
+        color = palette[models.index(name.split(",")[0]) % len(palette)]
         linestyle = "-" if "last" in name else "--"
-        (line,) = ax.plot(epsilons, rows.mean(0), marker=marker, linestyle=linestyle, label=name)
+        ax.plot(epsilons, rows.mean(0), marker=marker, linestyle=linestyle, color=color, label=name)
         if len(rows) > 1:
-            ax.fill_between(
-                epsilons, rows.min(0), rows.max(0), color=line.get_color(), alpha=0.15, lw=0
-            )
+            ax.fill_between(epsilons, rows.min(0), rows.max(0), color=color, alpha=0.15, lw=0)
     ax.set(xlabel="ε (FGSM, L∞)", ylabel="MOD (mean NISSIM)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
