@@ -5,16 +5,19 @@
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
 MOD, promotion and suppression (notebook 11), units, spectra and accuracy on filtered images
 (notebook 12); ``fixing``: explanations that point at a region, accuracies of fixes, rankings
-of suspected label errors (notebook 13);
-``generative``: GAN training, generated digits, counterfactuals (notebook 15).
+of suspected label errors (notebook 13); ``generative``: GAN training, generated digits,
+counterfactuals (notebooks 15 and 16); ``faithfulness``: every method's map of the same
+mistakes, mask AUROC, insertion and deletion (notebook 14).
 """
 
 from helpers.plotting.basics import (
+    MAGNITUDE_CMAP,
     SIGNED_CMAP,
     draw_signed,
     image_png,
     plot_history,
     save_figure,
+    shared_limit,
     show_images,
     show_samples_per_class,
     signed_map,
@@ -32,10 +35,18 @@ from helpers.plotting.evidence import (
 )
 from helpers.plotting.explanations import (
     plot_agreement,
+    plot_costs,
     plot_success_by_budget,
+    show_edits,
     show_explanation_gallery,
     show_explanations,
     show_side_by_side,
+)
+from helpers.plotting.faithfulness import (
+    plot_insertion_deletion,
+    plot_mask_auroc,
+    show_method_grid,
+    show_smoothing,
 )
 from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
 from helpers.plotting.generative import plot_gan_history, show_class_grid, show_counterfactuals
@@ -53,6 +64,7 @@ from helpers.plotting.robustness import (
 )
 
 __all__ = [
+    "MAGNITUDE_CMAP",
     "SIGNED_CMAP",
     "draw_signed",
     "image_png",
@@ -62,11 +74,14 @@ __all__ = [
     "plot_budget_curve",
     "plot_confidence_histograms",
     "plot_confusion_matrix",
+    "plot_costs",
     "plot_distributions",
+    "plot_filtered_accuracy",
     "plot_gan_history",
     "plot_history",
+    "plot_insertion_deletion",
     "plot_label_curve",
-    "plot_filtered_accuracy",
+    "plot_mask_auroc",
     "plot_mod_against_eps",
     "plot_per_class_error",
     "plot_rankings",
@@ -79,15 +94,19 @@ __all__ = [
     "show_class_grid",
     "show_contributions",
     "show_counterfactuals",
+    "show_edits",
     "show_explanation_gallery",
     "show_explanations",
     "show_grad_cams",
     "show_images",
+    "show_method_grid",
     "show_mistakes",
     "show_probabilities",
     "show_region_explanations",
     "show_samples_per_class",
     "show_side_by_side",
+    "shared_limit",
+    "show_smoothing",
     "signed_map",
     "to_image",
 ]

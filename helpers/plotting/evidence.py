@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from helpers.plotting.basics import SIGNED_CMAP, to_image
+from helpers.plotting.basics import draw_signed, shared_limit, to_image
 
 HEAT_CMAP = "inferno"  # perceptually uniform: brighter where the class's evidence is stronger
 
@@ -99,16 +99,15 @@ def show_contributions(
     Args: x: (N, C, H, W) in [0, 1]; promoting, suppressing: (N, C, H, W) signed maps.
     """
     n = len(x)
-    maps = [m.detach().cpu().float().sum(1).numpy() for m in (promoting, suppressing)]  # (N,H,W)
-    limit = max(max(float(np.abs(m).max()) for m in maps), 1e-8)
+    limit = max(shared_limit(promoting), shared_limit(suppressing))
     fig, axes = plt.subplots(
         3, n, figsize=(1.7 * n + 1.4, 5.6), squeeze=False, layout="constrained"
     )
     for i in range(n):
         axes[0, i].imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
         axes[0, i].set_title(titles[i], fontsize=9)
-        for row, signed in zip((1, 2), maps):
-            image = axes[row, i].imshow(signed[i], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+        for row, signed in zip((1, 2), (promoting, suppressing)):
+            image = draw_signed(axes[row, i], signed[i], limit=limit)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
