@@ -3,11 +3,11 @@
 ``basics``: image grids, the signed heat map every figure shares, learning curves, saving;
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
-MOD, promotion and suppression, units and spectra (notebooks 11 and 12); ``fixing``: explanations
-that point at a region, accuracies of fixes, rankings of suspected label errors (notebook 13);
-``generative``: GAN training, generated digits, counterfactuals (notebooks 15 and 16);
-``faithfulness``: every method's map of the same mistakes, mask AUROC, insertion and deletion
-(notebook 14).
+MOD, promotion and suppression (notebook 11), units, spectra and accuracy on filtered images
+(notebook 12); ``fixing``: explanations that point at a region, accuracies of fixes, rankings
+of suspected label errors (notebook 13); ``generative``: GAN training, generated digits,
+counterfactuals (notebooks 15 and 16); ``faithfulness``: every method's map of the same
+mistakes, mask AUROC, insertion and deletion (notebook 14).
 """
 
 from helpers.plotting.basics import (
@@ -25,6 +25,7 @@ from helpers.plotting.basics import (
 )
 from helpers.plotting.curves import plot_budget_curve, plot_label_curve
 from helpers.plotting.evidence import (
+    plot_filtered_accuracy,
     plot_mod_against_eps,
     plot_shares,
     plot_spectra,
@@ -75,6 +76,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_costs",
     "plot_distributions",
+    "plot_filtered_accuracy",
     "plot_gan_history",
     "plot_history",
     "plot_insertion_deletion",
