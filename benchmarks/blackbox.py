@@ -200,7 +200,7 @@ def main() -> None:
 
 
 def write_figures(output, budget_curve: list[dict], label_curve: list[dict]) -> None:
-    """The two curves as PNG figures beside the JSON (the README shows copies of them)."""
+    """The two curves as PNG figures beside the JSON (docs/benchmarks.md shows copies of them)."""
     from helpers import plotting
 
     figures = {

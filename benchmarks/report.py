@@ -1,16 +1,17 @@
-"""The README's result tables, printed as Markdown from the benchmarks' JSON in build/bench/.
+"""The benchmarks' result tables, printed as Markdown from their JSON in build/bench/.
 
-    .venv/bin/python benchmarks/report.py            # after the benchmarks have run
-    .venv/bin/python benchmarks/report.py --readme   # the same tables, into README.md
+    .venv/bin/python benchmarks/report.py          # after the benchmarks have run
+    .venv/bin/python benchmarks/report.py --docs   # the same tables, into docs/benchmarks.md
 
-Every number the README quotes from a benchmark is printed here from the file that benchmark
-wrote, with the command it was run with; nothing is typed by hand.
+Every number docs/benchmarks.md quotes from a benchmark is printed here from the file that
+benchmark wrote, with the command it was run with; nothing is typed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from helpers import attacks
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "build" / "bench"
+DOCS = ROOT / "docs" / "benchmarks.md"  # where --docs writes the tables
 WHITEBOX_DEFAULTS = ("deepfool", "deepfool_refined")  # the registry's names of the defaults
 
 
@@ -430,6 +432,187 @@ def surrogates(report: dict) -> str:
     )
 
 
+def serving(report: dict) -> str:
+    """The API: speed against in process, load, the fault run, and the explanation runs."""
+    columns = ("queries_per_second", 0), ("requests_per_second", 1), ("p50_ms", 1), ("p99_ms", 1)
+    rows = [
+        [name, *(number(r[key], digits) for key, digits in columns)]
+        for name, r in report["speed"].items()
+    ]
+    parts = [table(rows, ["one call of", "queries/s", "requests/s", "p50 ms", "p99 ms"])]
+    load, fault = report["load"], report["fault"]
+    runs = {
+        f"{load['clients']} clients at once, batches of {load['batch_size']}": load,
+        f"server killed (SIGKILL) and restarted ×{fault['kills']}": fault,
+    }
+    counts = ("answered", "charged", "lost", "double_charged")
+    rows = [
+        [name, str(r["requests"]), number(r.get("p50_ms"), 1), number(r.get("p99_ms"), 1)]
+        + [str(r[key]) for key in counts]
+        for name, r in runs.items()
+    ]
+    header = ["run", "requests", "p50 ms", "p99 ms", "answered", "charged", "lost"]
+    restarts = ", ".join(number(s, 1) for s in fault["restart_seconds"]) or "–"
+    same = "yes" if fault["answers_equal_uninterrupted"] else "**no**"
+    parts.append(
+        table(rows, [*header, "double-charged"])
+        + "\n\nLost and double-charged: request by request, the server's SQLite log against "
+        f"the clients' journals. The fault run's answers equal an uninterrupted run's: {same}; "
+        f"restarts took {restarts} s; {fault['retries']} retries; "
+        f"{fault['replayed_requests']} requests answered again from the server's log."
+    )
+    parts.append(explanation_runs(report.get("explanation_runs") or []))
+    met = [f"- {name.replace('_', ' ')}: {verdict(v)}" for name, v in report["targets"].items()]
+    parts.append("**Targets** (as the benchmark checked them)\n\n" + "\n".join(met))
+    return "\n\n".join(parts)
+
+
+def explanation_runs(runs: list[dict]) -> str:
+    """benchmarks/serving.py's explanation runs, over HTTP and in process (when measured)."""
+    if not runs:
+        return (
+            "Explanation runs over HTTP: not measured yet (`explanation_runs` in "
+            "benchmarks/serving.py)."
+        )
+    same = ("same_success", "same_queries", "same_sizes")
+    rows = [
+        [
+            r["strategy"],
+            r["plan"],
+            number(r["http_seconds"]),
+            number(r["in_process_seconds"]),
+            number(r["ratio"]),
+            *(verdict(r[key]) for key in same),
+        ]
+        for r in runs
+    ]
+    header = ["strategy", "plan", "HTTP s", "in process s", "ratio"]
+    header += ["same success", "same queries", "same sizes"]
+    return "**Explanation runs**, over HTTP and in process\n\n" + table(rows, header)
+
+
+def faithfulness(report: dict) -> str:
+    """Issue 25: every method on the known-cause tasks, insertion and deletion on the real
+    mistakes, and the targets."""
+    settings, labels = report["settings"], report["labels"]
+    seeds, threshold = len(settings["seeds"]), report["sanity_threshold"]
+    parts = [
+        f"Mean ± standard deviation over {seeds} seeds; per seed, a task's model and its first "
+        f"{settings['num_images']} test mistakes caused by the cue (`helpers.causes`). Mass "
+        "share: of the map's magnitude on the causal pixels (a map spread evenly has the mask's "
+        "area); AUROC: the pixel ranking against the mask (0.5: chance); pointing: the top "
+        "pixel within 1 pixel of the mask; ρ: Spearman's rank correlation with the same "
+        "method's map once the model's two linear layers are re-initialised (first "
+        f"{settings['num_sanity']} images; fails at ρ ≥ {threshold}); ms per image on "
+        f"{threads(report.get('num_threads'))}. The GAN counterfactuals need a GAN per task "
+        f"and seed (notebook 15's recipe took {report['real']['gan_training_seconds']:.0f} s to "
+        f"train once in this run; one per task and seed, {len(report['tasks']) * seeds} times "
+        "as long): left out here, measured on the real mistakes below."
+    ]
+    for name, task in report["tasks"].items():
+        totals = task["summary"]["methods"]
+        rows = [
+            [labels[method], *(faithfulness_cell(record, key) for key in FAITHFULNESS_KEYS)]
+            for method, record in totals.items()
+        ]
+        area = percent(task["summary"]["mask_area"]["mean"])
+        caused = ", ".join(str(r["num_caused"]) for r in task["runs"])
+        parts.append(
+            f"**{name}** (mask area {area}; mistakes caused by the cue per seed: "
+            f"{caused})\n\n" + table(rows, FAITHFULNESS_HEADER)
+        )
+    parts.append(faithfulness_real(report))
+    lines = faithfulness_targets(report)
+    return "\n\n".join(parts) + "\n\n**Targets**\n\n" + "\n".join(f"- {line}" for line in lines)
+
+
+FAITHFULNESS_KEYS = (
+    "mass_share",
+    "mask_auroc",
+    "pointing_game",
+    "sanity_correlation",
+    "ms_per_image",
+)
+FAITHFULNESS_HEADER = [
+    "method",
+    "mass share",
+    "mask AUROC",
+    "pointing game",
+    "sanity ρ",
+    "ms / image",
+]
+
+
+def faithfulness_cell(record: dict, key: str) -> str:
+    """One measure as mean ± std: shares in percent, the rest as numbers."""
+    entry = record[key]
+    if key in ("mass_share", "pointing_game"):
+        return f"{percent(entry['mean'])} ± {percent(entry['std'])}"
+    digits = 0 if key == "ms_per_image" else 3
+    return f"{number(entry['mean'], digits)} ± {number(entry['std'], digits)}"
+
+
+def faithfulness_real(report: dict) -> str:
+    """Insertion and deletion on the course CNN's real mistakes."""
+    real, labels = report["real"], report["labels"]
+    rows = [
+        [
+            labels[method],
+            number(r["insertion_auc"], 3),
+            number(r["deletion_auc"], 3),
+            percent(r.get("success_rate")),
+            number(r["ms_per_image"], 0),
+        ]
+        for method, r in real["methods"].items()
+    ]
+    return (
+        f"**Real mistakes**: the course CNN's first {real['num_mistakes']} test mistakes; "
+        "RISE's curves of the true class's probability as the map's top pixels are deleted "
+        f"(set to black) or inserted (into a black image), {report['settings']['step']} pixels "
+        "per point. A mistake starts with p(y) low: a map whose first pixels hold the cause of "
+        "the error raises p(y) as they are deleted (a high deletion area, where RISE, explaining "
+        "the answered class, reads a low one as good); one whose first pixels hold the evidence "
+        "for y raises it as they are inserted. Compare each with the random map's.\n\n"
+        + table(rows, ["method", "insertion AUC", "deletion AUC", "success", "ms / image"])
+    )
+
+
+def faithfulness_targets(report: dict) -> list[str]:
+    """Issue 25's targets with the numbers they are read from."""
+    met, labels = report["targets"], report["labels"]
+    lines = []
+    for name, t in met["tasks"].items():
+        gap = t["auroc_gap"]
+        shares = t["mass_shares"]
+        lines.append(
+            f"{name}: the best inverted explanation ({labels[t['best_inverted']]}) has mask "
+            f"AUROC {number(t['best_inverted_auroc'], 3)}, the best captum method "
+            f"({labels[t['best_captum']]}) {number(t['best_captum_auroc'], 3)}: "
+            + (f"met (+{gap:.3f})" if t["auroc_met"] else f"**not met** ({-gap:.3f} below)")
+            + f"; its sanity ρ {number(t['best_inverted_sanity'], 2)}: "
+            + verdict(t["sanity_met"])
+            + f"; the smooth explanation's mass share {percent(shares['smooth'])} against "
+            f"{percent(shares['smooth_unsmoothed'])} unsmoothed (α = 0) and "
+            f"{percent(shares['deepfool_refined'])} for the refined DeepFool: "
+            + verdict(t["smooth_more_mass_met"])
+        )
+    smooth, real = report["real"]["smooth"], report["real"]
+    lines.append(
+        f"the smooth explanation explains {percent(smooth['success_rate'])} of the course CNN's "
+        f"{real['num_mistakes']} test mistakes (target 100%): "
+        + verdict(met["smooth_success_all_met"])
+        + f"; median L2 {number(smooth['median_l2_ratio_to_refined'])}× the refined "
+        "explanation's (target ≤ 1.5×): " + verdict(met["smooth_l2_within_1.5x_refined_met"])
+    )
+    minutes, cpu = report["seconds"] / 60, report.get("cpu_seconds", math.nan) / 60
+    lines.append(
+        f"the benchmark took {minutes:.1f} min (target under 15): {verdict(minutes < 15)}; "
+        f"{cpu:.1f} min of CPU time, about its wall time on {threads(report.get('num_threads'))}"
+        " of a machine it has to itself"
+    )
+    return lines
+
+
 RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
@@ -439,6 +622,8 @@ RENDERERS = {
     "fixing": fixing,
     "generative": generative,
     "surrogates": surrogates,
+    "serving": serving,
+    "faithfulness": faithfulness,
 }
 TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
@@ -449,8 +634,10 @@ TITLES = {
     "fixing": "Fixing the data and the model with the explanations",
     "generative": "Counterfactuals and Defense-GAN with a generative model",
     "surrogates": "Black box: the surrogate's architecture",
+    "serving": "The model behind an API: speed, load and faults over HTTP",
+    "faithfulness": "Does the explanation find the cause? Known-cause tasks and real mistakes",
 }
-START, END = "<!-- results: start (benchmarks/report.py --readme) -->", "<!-- results: end -->"
+START, END = "<!-- results: start (benchmarks/report.py --docs) -->", "<!-- results: end -->"
 
 
 def course_timings() -> str:
@@ -469,7 +656,7 @@ def course_timings() -> str:
 
 def render_all(kept: dict[str, str] | None = None) -> str:
     """Every benchmark's tables, each under the command, device and threads it ran with. A
-    benchmark with no JSON here keeps its section of ``kept`` (title -> text, the README's
+    benchmark with no JSON here keeps its section of ``kept`` (title -> text, docs/benchmarks.md's
     last tables) if it has one: a partial run refreshes only what it ran."""
     kept = kept or {}
     parts = [course_timings()]
@@ -502,21 +689,20 @@ def sections(block: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--readme",
+        "--docs",
         action="store_true",
-        help=f"write the tables into README.md between {START!r} and {END!r}",
+        help=f"write the tables into {DOCS.relative_to(ROOT)} between {START!r} and {END!r}",
     )
-    if not parser.parse_args().readme:
+    if not parser.parse_args().docs:
         print(render_all())
         return
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    text = DOCS.read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"README.md has no {START!r} ... {END!r} block to fill")
+        raise SystemExit(f"{DOCS} has no {START!r} ... {END!r} block to fill")
     head, rest = text.split(START, 1)
     tables = render_all(kept=sections(rest.split(END, 1)[0]))
-    readme.write_text(f"{head}{START}\n\n{tables}\n\n{END}{rest.split(END, 1)[1]}")
-    print(f"wrote the tables of {len(RENDERERS)} benchmarks into {readme}")
+    DOCS.write_text(f"{head}{START}\n\n{tables}\n\n{END}{rest.split(END, 1)[1]}")
+    print(f"wrote the tables of {len(RENDERERS)} benchmarks into {DOCS}")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def check_targets(models: dict, rows: list[dict], check: dict) -> dict[str, bool
 
 
 def table(models: dict, rows: list[dict]) -> str:
-    """The README's table: one row per model, accuracy per attack and eps, seconds per epoch."""
+    """The benchmark's table: one row per model, accuracy per attack and eps, seconds per epoch."""
     cells = {name: {"clean": entry["clean_accuracy"]} for name, entry in models.items()}
     for r in rows:
         cells[r["model"]][f"{r['attack'].upper()} {r['eps']}"] = r["accuracy"]

@@ -16,6 +16,7 @@ import argparse
 import ast
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from nbconvert import HTMLExporter
@@ -126,14 +127,20 @@ def convert(notebook: Path, output_dir: Path) -> Path:
     return target
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(
+    argv: list[str] | None = None,
+    write: Callable[[Path, Path], Path] = convert,
+    description: str = __doc__,
+) -> None:
+    """`write(notebook, output_dir)` for each notebook named on the command line (export/handout.py
+    passes its own `write`)."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--output-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
         for notebook in args.notebooks:
-            convert(notebook, args.output_dir)
+            write(notebook, args.output_dir)
     except js_assets.MissingAssetsError as error:
         sys.exit(f"error: {error}")
 

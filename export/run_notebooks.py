@@ -29,8 +29,8 @@ import notebook_html  # noqa: E402
 TIMEOUT = 1800  # seconds a cell may run
 
 
-def executor() -> ExecutePreprocessor:
-    """Runs a notebook in a fresh python3 kernel whose sockets use CurveZMQ.
+def kernel_config() -> Config:
+    """Kernels whose sockets use CurveZMQ (export/grade.py starts its kernels with it too).
 
     ipykernel 7 asks for encrypted transport ("Kernel is running over TCP without encryption"
     otherwise); IPC sockets would be the other way, but the kernel starts in the notebook's folder
@@ -38,7 +38,12 @@ def executor() -> ExecutePreprocessor:
     """
     config = Config()
     config.KernelManager.transport_encryption = "auto"
-    return ExecutePreprocessor(timeout=TIMEOUT, kernel_name="python3", config=config)
+    return config
+
+
+def executor() -> ExecutePreprocessor:
+    """Runs a notebook in a fresh python3 kernel (`kernel_config`)."""
+    return ExecutePreprocessor(timeout=TIMEOUT, kernel_name="python3", config=kernel_config())
 
 
 def run(notebook: Path, executed_dir: Path, html_dir: Path) -> float:

@@ -33,10 +33,17 @@ class BlackBox:
             in eval mode, its mode restored afterwards.
         max_queries: images it answers in all, over every call; None means no limit.
         probabilities: whether the API also answers with probabilities (else labels only).
+        bits: if given (8, as APIs take PNG or JPEG images), it answers about each image rounded
+            to ``2**bits`` levels per pixel (``quantize``), as a served model would.
     """
 
     def __init__(
-        self, model: Model, *, max_queries: int | None = None, probabilities: bool = True
+        self,
+        model: Model,
+        *,
+        max_queries: int | None = None,
+        probabilities: bool = True,
+        bits: int | None = None,
     ) -> None:
         if not callable(model):
             raise TypeError(
@@ -44,7 +51,10 @@ class BlackBox:
             )
         if max_queries is not None:
             validation.check_count(max_queries, "max_queries", minimum=0)
+        if bits is not None:
+            validation.check_count(bits, "bits")
         self._answer = _closed_over(model)  # the model lives only inside this closure
+        self.bits = bits
         self._max_queries = max_queries
         self._probabilities = bool(probabilities)
         self._queries = 0
@@ -77,6 +87,11 @@ class BlackBox:
             )
         return self._ask(x).softmax(1)
 
+    def quantize(self, x: Tensor) -> Tensor:
+        """The images it answers about in place of ``x`` (N, C, H, W): ``x`` itself, or rounded
+        to ``bits`` bits a pixel."""
+        return x if self.bits is None else quantize(x, self.bits)
+
     def __repr__(self) -> str:
         limit = "no limit" if self._max_queries is None else f"max_queries={self._max_queries}"
         mode = "labels and probabilities" if self._probabilities else "labels only"
@@ -91,10 +106,19 @@ class BlackBox:
                 f"{self._max_queries} are left ({self._queries} answered so far); ask about "
                 "fewer images, or create a BlackBox with a larger max_queries."
             )
-        logits = self._answer(x.detach())
+        x = x.detach() if self.bits is None else quantize(x.detach(), self.bits)
+        logits = self._answer(x)
         validation.check_logits(logits, len(x))
         self._queries += len(x)
         return logits.detach()
+
+
+def quantize(x: Tensor, bits: int = 8) -> Tensor:
+    """Images ``x`` (N, C, H, W) in [0, 1] rounded to the nearest of ``2**bits`` levels per
+    pixel, as an 8-bit PNG stores them (k / 255 for 8 bits)."""
+    validation.check_count(bits, "bits")
+    levels = 2**bits - 1
+    return (x * levels).round() / levels
 
 
 def _closed_over(model: Model):
@@ -120,6 +144,11 @@ class Answers:
     def queries_left(self) -> int | None:
         return self.black_box.queries_left
 
+    def quantize(self, x: Tensor) -> Tensor:
+        """The images the black box answers about in place of ``x`` (see ``engine.Run``)."""
+        quantize = getattr(self.black_box, "quantize", None)
+        return x if quantize is None else quantize(x)
+
     def __call__(self, x: Tensor) -> Tensor:
         if self.black_box.answers_probabilities:
             return self.black_box.probabilities(x).to(x.dtype).log()
@@ -139,4 +168,11 @@ def check_black_box(black_box: object, name: str = "black_box") -> None:
         )
 
 
-__all__ = ["INTERFACE", "Answers", "BlackBox", "QueryBudgetExceeded", "check_black_box"]
+__all__ = [
+    "INTERFACE",
+    "Answers",
+    "BlackBox",
+    "QueryBudgetExceeded",
+    "check_black_box",
+    "quantize",
+]

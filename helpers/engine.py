@@ -135,9 +135,11 @@ class Run:
     misclassified rows, "fool" the correct ones (``attack_all``: every row, as adversarial
     training wants). ``index`` (N,) names the rows in their source split. ``max_queries``
     bounds each image's queries (None: no bound); a model with a ``queries_left`` attribute (a
-    black box) bounds them all together. ``progress``, if a list, gets every ``keep``: (rows
-    (m,), their query counts then (m,), x_adv (m, C, H, W), logits_adv (m, K)), in order, so
-    that a search can be replayed at any smaller budget.
+    black box) bounds them all together, and one with a ``quantize`` method (an API that takes
+    8-bit images) is asked about ``quantize(candidate)``, which is then the candidate kept.
+    ``progress``, if a list, gets every ``keep``: (rows (m,), their query counts then (m,),
+    x_adv (m, C, H, W), logits_adv (m, K)), in order, so that a search can be replayed at any
+    smaller budget.
     """
 
     def __init__(
@@ -251,7 +253,7 @@ class Run:
         budgets cover them are answered (``Probe.rows`` says which).
         """
         keep = self._capped(self.within(rows))
-        answered, candidate, y = rows[keep], candidate[keep], self.y[rows[keep]]
+        answered, candidate, y = rows[keep], self._quantized(candidate[keep]), self.y[rows[keep]]
         if objective is None:
             with torch.no_grad():
                 logits = self.counter(candidate, answered)
@@ -273,12 +275,17 @@ class Run:
         of ``rows`` (n,), for the images whose budgets cover all of them. Returns (answered
         (n,) mask, their logits (m, cost, K)); no gradient."""
         keep = self._capped(self.within(rows, cost=cost), cost)
-        points = points.unflatten(0, (len(rows), cost))[keep].flatten(0, 1)
+        points = self._quantized(points.unflatten(0, (len(rows), cost))[keep].flatten(0, 1))
         if len(points) == 0:
             return keep, points.new_zeros(0, cost, self.logits.shape[1])
         with torch.no_grad():
             logits = self.counter(points, rows[keep].repeat_interleave(cost))
         return keep, logits.unflatten(0, (-1, cost))
+
+    def _quantized(self, candidate: Tensor) -> Tensor:
+        """``candidate`` as the model will see it: rounded by its ``quantize``, if it has one."""
+        quantize = getattr(self.model, "quantize", None)
+        return candidate if quantize is None else quantize(candidate)
 
     def reached(self, rows: Tensor, logits: Tensor) -> Tensor:
         """(m, cost): whether ``ask``'s answers ``logits`` (m, cost, K) on the images ``rows``

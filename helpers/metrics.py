@@ -3,12 +3,14 @@ with, in one place."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from helpers import validation
+from helpers.blackbox import quantize
 from helpers.records import Explanation
 
 
@@ -53,6 +55,18 @@ def robust_accuracy(result: Explanation) -> float:
     right (attacked) that the attack did not fool; images it got wrong to begin with count as
     wrong."""
     return (result.attacked & ~result.success).float().mean().item()
+
+
+def success_after_rounding(
+    model: Callable[[Tensor], Tensor], result: Explanation, bits: int = 8
+) -> Tensor:
+    """(N,) bool: each successful explanation of ``result`` is still read as its true class y
+    once its x_adv is rounded to ``bits`` bits a pixel, as an image sent to an API or saved as
+    an 8-bit PNG is (``blackbox.quantize``). ``model`` answers: the model, or a black box's
+    ``labels`` wrapped as logits (it pays for the images)."""
+    with torch.no_grad():
+        y_adv = model(quantize(result.x_adv, bits)).argmax(1)
+    return result.success & (y_adv == result.y)
 
 
 def summary_markdown(
@@ -206,6 +220,7 @@ __all__ = [
     "label_record",
     "robust_accuracy",
     "roc_curve",
+    "success_after_rounding",
     "similarity",
     "summarize",
     "summary_markdown",

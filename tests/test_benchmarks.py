@@ -1,4 +1,4 @@
-"""The benchmarks run end to end and write the JSON the README describes (tiny settings)."""
+"""The benchmarks run end to end and write the JSON docs/benchmarks.md describes (tiny settings)."""
 
 import importlib.util
 import json
@@ -269,13 +269,14 @@ def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
         "methods": {"m": {"redraws": 3, "median_seconds": 0.01, "p95_seconds": 0.02}},
     }
     (tmp_path / "build" / "bench" / "explorer.json").write_text(json.dumps(explorer))
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "benchmarks.md"
     robustness = f"### {report.TITLES['robustness']}\n\nlast run's table"  # no JSON: kept
     old = f"old tables\n\n### {report.TITLES['explorer']}\n\nstale\n\n{robustness}"
     readme.write_text(f"intro\n{report.START}\n{old}\n{report.END}\nafter\n")
     monkeypatch.setattr(report, "ROOT", tmp_path)
     monkeypatch.setattr(report, "BENCH", tmp_path / "build" / "bench")
-    monkeypatch.setattr(sys, "argv", ["report.py", "--readme"])
+    monkeypatch.setattr(report, "DOCS", readme)
+    monkeypatch.setattr(sys, "argv", ["report.py", "--docs"])
     report.main()
     text = readme.read_text()
     assert text.startswith(f"intro\n{report.START}\n") and text.endswith(f"{report.END}\nafter\n")
@@ -390,3 +391,62 @@ def test_surrogates_benchmark_writes_every_field(tmp_path):
         assert [p["budget"] for p in record["budget_curve"]] == [10, 30]
         assert all(p["mean_queries"] <= p["budget"] for p in record["budget_curve"])
     assert "| MLP |" in benchmark_report().surrogates(report)
+
+
+def test_serving_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "serving.json"
+    run(
+        "serving.py",
+        *("--num-epochs", "1", "--num-requests", "3", "--num-clients", "2"),
+        *("--requests-per-client", "2", "--fault-requests", "4", "--kills", "1"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    assert list(report["speed"]) == [
+        "in process, 1 image",
+        "in process, batch of 32",
+        "HTTP, 1 image",
+        "HTTP, batch of 32",
+    ]
+    for record in report["speed"].values():
+        assert 0 < record["p50_ms"] <= record["p99_ms"] and record["queries_per_second"] > 0
+    load, fault = report["load"], report["fault"]
+    counts = ("answered", "charged", "lost", "double_charged")
+    assert [load[key] for key in counts] == [2 * 2 * 32, 2 * 2 * 32, 0, 0]
+    assert [fault[key] for key in counts] == [4 * 32, 4 * 32, 0, 0]
+    assert fault["kills"] == 1 and fault["caller_queries"] == 4 * 32
+    assert fault["answers_equal_uninterrupted"] and report["explanation_runs"] == []
+    assert all(isinstance(v, bool) for v in report["targets"].values())
+    text = benchmark_report().serving(report)
+    assert "| HTTP, batch of 32 |" in text and "| 2 clients at once, batches of 32 | 4 |" in text
+    assert "not measured yet" in text and "- fault answers equal uninterrupted: met" in text
+
+
+def test_faithfulness_benchmark_writes_every_field(tmp_path):
+    output = tmp_path / "faithfulness.json"
+    run(
+        "faithfulness.py",
+        *("--tasks", "mark", "--seeds", "0", "1", "--task-epochs", "1", "--train-size", "500"),
+        *("--num-images", "3", "--num-sanity", "2", "--surrogate-epochs", "1"),
+        *("--num-epochs", "1", "--counterfactual-epochs", "1", "--max-images", "3"),
+        *("--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    task = report["tasks"]["mark"]
+    assert [r["seed"] for r in task["runs"]] == [0, 1]
+    methods = set(report["labels"]) - {"gan"}
+    keys = {"mass_share", "mask_auroc", "pointing_game", "sanity_correlation", "ms_per_image"}
+    for run_ in task["runs"]:
+        assert set(run_["methods"]) == methods and run_["num_images"] <= 3
+        assert all(keys <= set(record) for record in run_["methods"].values())
+        assert 0 <= run_["methods"]["random"]["mask_auroc"] <= 1
+    assert task["summary"]["methods"]["smooth"]["mass_share"]["std"] >= 0
+    real = report["real"]
+    assert set(real["methods"]) == set(report["labels"]) and real["num_mistakes"] == 3
+    assert 0 <= real["methods"]["gan"]["deletion_auc"] <= 1
+    targets = report["targets"]
+    assert set(targets["tasks"]["mark"]) >= {"auroc_met", "sanity_met", "smooth_more_mass_met"}
+    assert isinstance(targets["smooth_success_all_met"], bool)
+    text = benchmark_report().faithfulness(report)
+    assert "over 2 seeds" in text and "| smooth (α = 0.9) |" in text and "**mark**" in text
+    assert "the benchmark took" in text and "insertion AUC" in text

@@ -7,7 +7,7 @@ import torch
 from tiny import make_batch, make_bn_model, make_cnn
 from torch import nn
 
-from helpers import attacks, blackbox, evidence, generative, generators, records
+from helpers import attacks, blackbox, evidence, generative, generators, metrics, records
 from helpers.attacks import boundary, forward
 
 METHODS = [method.name for method in attacks.METHODS]
@@ -166,3 +166,21 @@ def test_gan_counterfactuals_spend_queries_through_the_engine():
     assert result.forward_passes.sum() == provider.asked and attacked > 0
     with torch.no_grad():
         assert torch.equal(result.success, provider(result.x_adv).argmax(1) == y)
+
+
+@pytest.mark.parametrize("method", [m.name for m in attacks.methods("black box")])
+def test_a_black_box_of_8_bit_images_keeps_the_images_it_answered(method):
+    model, (x, y) = make_cnn(0), make_batch(0, 6)
+    box = blackbox.BlackBox(model, bits=8)
+    result = attacks.get(method)(x, y, black_box=box, surrogate=make_cnn(1), max_queries=6)
+    changed = result.attacked
+    assert torch.equal(result.x_adv[changed], blackbox.quantize(result.x_adv[changed]))
+    with torch.no_grad():  # success is the answer on the very image kept
+        assert torch.equal(result.success, model(result.x_adv).argmax(1) == y)
+    assert metrics.success_after_rounding(model, result).tolist() == result.success.tolist()
+
+
+def test_rounding_to_8_bits_is_what_a_png_stores():
+    x = torch.tensor([0.0, 0.5, 1 / 255 + 0.0019, 0.999]).view(1, 1, 2, 2)
+    levels = (blackbox.quantize(x) * 255).flatten()
+    torch.testing.assert_close(levels, torch.tensor([0.0, 128.0, 1.0, 255.0]))  # 127.5: to even

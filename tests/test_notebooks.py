@@ -1,5 +1,12 @@
-"""The course's notebooks share one structure (their execution is tested by nbval)."""
+"""The course's notebooks share one structure (their execution is tested by nbval).
 
+The exercises' tagging scheme (docs/grading.md) is checked here on every notebook, statically;
+tests/test_grading.py runs the handouts and the grader on two of them.
+"""
+
+import ast
+import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +19,10 @@ import colab_cell  # noqa: E402  (export/ is not a package)
 import learner_time  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+_spec = importlib.util.spec_from_file_location("exercises", ROOT / "export/exercises.py")
+exercises = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(exercises)
+TRAINING_CALLS = re.compile(r"train|fit$|load_or_train")  # what a check must never call
 # written by export/colab_cell.py from the repository's address in pyproject.toml
 COLAB_CELL = colab_cell.first_cell(colab_cell.repository())
 
@@ -53,11 +64,76 @@ def test_every_exercise_has_a_solution_that_runs(path):
     numbered = [line for line in exercises.splitlines() if line[:1].isdigit() and ". " in line]
     solutions = [c for c in code_cells(notebook) if tagged(c, "solution")]
     assert len(numbered) == len(solutions) >= 2, (len(numbered), len(solutions))
-    # each solution cell follows its heading and is followed by what the run shows
+    # each solution cell follows its heading, then its checks, then what the run shows
     for cell in solutions:
         at = cells.index(cell)
         assert cells[at - 1].source.startswith("**Solution"), cells[at - 1].source[:40]
-        assert cells[at + 1].cell_type == "markdown" and cells[at + 1].source.strip()
+        after = at + 1
+        while tagged(cells[after], "check"):
+            after += 1
+        assert after > at + 1, f"solution {cell.metadata.get('exercise')} has no check cell"
+        assert cells[after].cell_type == "markdown" and cells[after].source.strip()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_of_the_solutions_is_tagged(path):
+    """From "## Solutions" on: the heading (answer), then per exercise its "**Solution N.**"
+    (answer), one solution cell, one or more check cells and the prose (answer), each cell
+    carrying the exercise's number, so that a handout can leave out every one of them."""
+    notebook = nbformat.read(path, as_version=4)
+    texts = exercises.exercise_texts(notebook)
+    assert list(texts) == list(range(1, len(texts) + 1)), list(texts)
+    start = next(i for i, c in enumerate(notebook.cells) if c.source.startswith("## Solutions"))
+    heading, *rest = notebook.cells[start:]
+    assert exercises.tags(heading) == ["answer"] and exercises.number(heading) is None
+    expected = []
+    for exercise in texts:
+        checks = exercises.cells_tagged(notebook, "check", exercise)
+        expected += [("answer", exercise), ("solution", exercise)]
+        expected += [("check", exercise)] * len(checks) + [("answer", exercise)]
+    found = [(" ".join(exercises.tags(c)), exercises.number(c)) for c in rest]
+    assert found == expected
+    titles = [c.source for c in rest if c.source.startswith("**Solution")]
+    assert [t.split(".")[0] for t in titles] == [f"**Solution {n}" for n in texts]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_exercise_names_what_its_checks_read(path):
+    """A check reads the lesson's names and the ones its exercise asks the learner to define:
+    each of those is named in the exercise's text, none is one the lesson already binds (an
+    untouched handout must fail), the solutions define it, and no check rebinds a name of the
+    lesson or one a learner defines. Asserts live in the checks, not in the solutions."""
+    notebook = nbformat.read(path, as_version=4)
+    texts, required = exercises.exercise_texts(notebook), exercises.required_names(notebook)
+    learners = set().union(*required.values())
+    lesson = exercises.lesson_names(notebook)
+    defined = set()
+    for exercise, text in texts.items():
+        names = required[exercise]
+        assert names, f"exercise {exercise}: its checks read nothing the learner defines"
+        missing = [name for name in names if f"`{name}`" not in text]
+        assert not missing, f"exercise {exercise} does not name {missing} in its text"
+        solution = exercises.cells_tagged(notebook, "solution", exercise)[0]
+        assert "assert " not in solution.source, f"solution {exercise}: move asserts to a check"
+        defined |= exercises.bound_names(solution.source)
+        assert set(names) <= defined, f"solution {exercise} does not define {set(names) - defined}"
+        for check in exercises.cells_tagged(notebook, "check", exercise):
+            rebound = exercises.bound_names(check.source) & (lesson | learners)
+            assert not rebound, f"a check of exercise {exercise} rebinds {sorted(rebound)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_checks_train_nothing(path):
+    """Checks are cheap: they evaluate what the learner made, never train a model."""
+    notebook = nbformat.read(path, as_version=4)
+    for check in exercises.cells_tagged(notebook, "check"):
+        calls = [
+            ast.unparse(node.func)
+            for node in ast.walk(ast.parse(check.source))
+            if isinstance(node, ast.Call)
+        ]
+        training = [call for call in calls if TRAINING_CALLS.search(call.rpartition(".")[2])]
+        assert not training, f"a check of exercise {exercises.number(check)} calls {training}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

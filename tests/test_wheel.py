@@ -38,6 +38,8 @@ def test_an_installed_wheel_loads_the_bundled_dataset(tmp_path):
         names = archive.namelist()
     assert "helpers/bundled_data/mnist_bundled.npz" in names
     assert "helpers/bundled_data/README.md" in names  # provenance and licence travel with it
+    modules = {str(path.relative_to(ROOT)) for path in (ROOT / "helpers").rglob("*.py")}
+    assert modules <= set(names), sorted(modules - set(names))  # subpackages too
 
     venv = tmp_path / "venv"
     uv("venv", "--quiet", "--python", sys.executable, str(venv))

@@ -10,6 +10,8 @@ until the model is wrong. Images that need no change come back untouched, at zer
 |---|---|
 | ``iterative.py`` | iterative gradient steps (L∞ or L2), one query each |
 | ``deepfool.py`` | targeted DeepFool with its step policy, and the refinement toward the boundary |
+| ``smooth.py`` | the smallest change in a norm that charges differences between neighbouring pixels
+  of like shade (after Zhang et al. 2020): smooth on flat areas, sharp across edges |
 | ``transfer.py`` | the black box's mistakes explained with a surrogate's gradients, each candidate
   checked with one black-box query (the paper's method) |
 | ``boundary.py`` | the label-only boundary search that shrinks a black-box explanation |
@@ -30,7 +32,7 @@ from typing import Any
 from torch import Tensor
 
 from helpers import validation
-from helpers.attacks import boundary, forward, transfer
+from helpers.attacks import boundary, forward, smooth, transfer
 from helpers.attacks.deepfool import deepfool, refine
 from helpers.attacks.iterative import iterative_gradient
 from helpers.engine import Model, unpack
@@ -131,6 +133,15 @@ METHODS: tuple[Method, ...] = (
         "step_size",
         (0.02, 1.0, 0.02),
         {"norm": "l2", "step_size": 0.25},
+    ),
+    Method(
+        "smooth",
+        "smooth (Laplacian, Zhang et al. 2020)",
+        "white box",
+        smooth.smooth_explanation,
+        "alpha",
+        (0.0, 0.99, 0.01),
+        {"alpha": 0.9},
     ),
     Method(
         "blackbox_deepfool",

@@ -3,9 +3,11 @@
 ``basics``: image grids, the signed heat map every figure shares, learning curves, saving;
 ``mistakes``: the model's errors; ``explanations``: explanations and their costs;
 ``robustness``: forward attacks and defences, accuracy against ε; ``evidence``: Grad-CAM,
-MOD, promotion and suppression, units and spectra (notebook 11); ``fixing``: explanations that
-point at a region, accuracies of fixes, rankings of suspected label errors (notebook 13);
-``generative``: GAN training, generated digits, counterfactuals (notebook 15).
+MOD, promotion and suppression, units and spectra (notebooks 11 and 12); ``fixing``: explanations
+that point at a region, accuracies of fixes, rankings of suspected label errors (notebook 13);
+``generative``: GAN training, generated digits, counterfactuals (notebooks 15 and 16);
+``faithfulness``: every method's map of the same mistakes, mask AUROC, insertion and deletion
+(notebook 14).
 """
 
 from helpers.plotting.basics import (
@@ -35,6 +37,11 @@ from helpers.plotting.explanations import (
     show_explanations,
     show_side_by_side,
 )
+from helpers.plotting.faithfulness import (
+    plot_insertion_deletion,
+    plot_mask_auroc,
+    show_method_grid,
+)
 from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
 from helpers.plotting.generative import plot_gan_history, show_class_grid, show_counterfactuals
 from helpers.plotting.mistakes import (
@@ -63,7 +70,9 @@ __all__ = [
     "plot_distributions",
     "plot_gan_history",
     "plot_history",
+    "plot_insertion_deletion",
     "plot_label_curve",
+    "plot_mask_auroc",
     "plot_mod_against_eps",
     "plot_per_class_error",
     "plot_rankings",
@@ -80,6 +89,7 @@ __all__ = [
     "show_explanations",
     "show_grad_cams",
     "show_images",
+    "show_method_grid",
     "show_mistakes",
     "show_probabilities",
     "show_region_explanations",
