@@ -113,6 +113,8 @@ def plot_rankings(
         ax.plot([], [], "o", color="black", label=f"top {k} flagged (precision at {k})")
     if log_scale:
         ax.set_xscale("symlog", linthresh=1 / num_negatives, linscale=0.5)
+        decades = 10.0 ** np.arange(np.ceil(np.log10(1 / num_negatives)), 1)
+        ax.set_xticks([0, *decades])  # 0, then the decades above one negative's share
     ax.set(
         xlim=(0, 1),
         ylim=(0, 1.02),
