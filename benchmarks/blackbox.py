@@ -8,7 +8,9 @@ creates it):
 
 The end user sees the provider's CNN only through `blackbox.BlackBox`. Each surrogate is trained
 on the user's pool with at most 1,000 label queries; each strategy then explains the same
-misclassified test images through a fresh black box, counting its queries per image. Norms are
+misclassified test images through a fresh black box, counting its queries per image; success
+after rounding counts the explanations still answered y once rounded to 8 bits, as an API takes
+them (`metrics.success_after_rounding`). Norms are
 compared with the white-box minimal explanation of the same images (DeepFool + 10 refinement
 steps on the provider's model: what the developer would see). Prints a table and writes
 build/bench/blackbox.json.
@@ -109,6 +111,7 @@ def run_strategy(model, trained, x, y, whitebox, device, settings) -> dict:
     median = lambda t: t[both].median().item() if both.any() else nan  # noqa: E731
     return {
         "success_rate": result.success.float().mean().item(),
+        "success_after_rounding": curves.rounded_rate(model, result),
         "mean_queries": statistics.fmean(queries),
         "median_queries": statistics.median(queries),
         "label_queries": trained["label_queries"],
@@ -215,6 +218,7 @@ def write_figures(output, budget_curve: list[dict], label_curve: list[dict]) -> 
 
 COLUMNS = [  # (header, key, format)
     ("success", "success_rate", "8.2%"),
+    ("8-bit", "success_after_rounding", "7.2%"),
     ("mean q", "mean_queries", "7.2f"),
     ("med q", "median_queries", "6.1f"),
     ("labels", "label_queries", "7d"),

@@ -15,6 +15,7 @@ from typing import Any
 
 import ipywidgets
 import matplotlib.pyplot as plt
+import torch
 from IPython.display import display
 
 from helpers import attacks, plotting, validation
@@ -275,10 +276,16 @@ def explore(
         return panel
     mode = static_mode or next(iter(logic.modes))
     method = logic.modes[mode][0]
-    for strength in static_strengths or [method.knob_default]:
-        view = logic.view(mode, method.label, index=0, strength=strength, max_queries=max_queries)
-        knob = method.knob.replace("_", " ")
+    strengths = static_strengths or [method.knob_default]
+    views = [
+        logic.view(mode, method.label, index=0, strength=strength, max_queries=max_queries)
+        for strength in strengths
+    ]
+    # one colour scale for every strength, so that the figures compare at a glance
+    limit = plotting.shared_limit(torch.cat([view.result.delta for view in views]))
+    knob = method.knob.replace("_", " ")
+    for strength, view in zip(strengths, views):
         title = f"{mode}, {method.label}, {knob} {strength}: {view.text}"
-        plotting.show_explanations(view.result, classes, suptitle=title)
+        plotting.show_explanations(view.result, classes, suptitle=title, limit=limit)
         plt.show()
     return None

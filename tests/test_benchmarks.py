@@ -113,6 +113,7 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     )
     report = json.loads(output.read_text())
     budget_fields = {"success_rate", "median_l2_ratio_to_whitebox", "median_cosine", "mean_queries"}
+    budget_fields.add("success_after_rounding")
     assert {(r["method"], r["budget"]) for r in report["budget_curve"]} >= {
         ("HopSkipJump, targeted (ART)", 10),
         ("ours: boundary search, chosen architecture ×8", 25),
@@ -131,14 +132,16 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
         if r["method"] == spread[0]["method"] and r["budget"] == 25
     )
     assert spread[0]["median_l2_ratio_to_whitebox"] == first["median_l2_ratio_to_whitebox"]
-    for record in report["budget_curve"]:
+    for record in [*report["budget_curve"], *spread]:
         assert budget_fields <= record.keys() and record["mean_queries"] <= record["budget"]
+        assert 0 <= record["success_after_rounding"] <= record["success_rate"]
     assert [(r["pool_size"], r["jacobian"]) for r in report["label_curve"]] == [
         (15, False),
         (15, True),
     ]
     assert [r["label_queries"] for r in report["label_curve"]] == [15, 60]
-    assert {"agreement", "success_rate", "mean_queries"} <= report["label_curve"][0].keys()
+    label_fields = {"agreement", "success_rate", "success_after_rounding", "mean_queries"}
+    assert label_fields <= report["label_curve"][0].keys()
     assert "l2_within_1.5x_whitebox_at_100_queries" in report["targets"]
     assert all(
         (tmp_path / f"blackbox_{name}.png").stat().st_size
@@ -146,6 +149,7 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     )
     fields = {
         "success_rate",
+        "success_after_rounding",
         "mean_queries",
         "median_queries",
         "label_queries",
@@ -159,6 +163,7 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     for name, record in report["strategies"].items():
         assert fields <= record.keys(), name
         assert record["label_queries"] <= 1000 and 0 <= record["success_rate"] <= 1
+        assert 0 <= record["success_after_rounding"] <= record["success_rate"]
 
 
 @needs_peers("adv_lib", "torchattacks")
@@ -294,6 +299,7 @@ def test_the_report_shows_the_black_box_curves():
 
     point = {"success_rate": 1.0, "median_l2_ratio_to_whitebox": 2.5, "median_cosine": 0.4}
     curve = [{"method": "ours", "budget": b, **point} for b in (10, 100)]
+    curve.append({**curve[1], "method": "rounded", "success_after_rounding": 0.75})
     labels = [
         {
             "pool_size": 15,
@@ -321,8 +327,9 @@ def test_the_report_shows_the_black_box_curves():
     )
     assert "- strategies at paper point: a; b\n- unmeasured: not measured in this run" in text
     assert "| method | 10 queries | 100 queries |" in text
-    assert "| ours | 2.50× (100%, cos 0.40) | 2.50× (100%, cos 0.40) |" in text
-    assert "| 15 | yes | 60 | 50% | 95% | 4.90 |" in text
+    assert "| ours | 2.50× (100%, cos 0.40) | 2.50× (100%, cos 0.40) |" in text  # older JSON
+    assert "| rounded | – | 2.50× (100%, 75% after rounding, cos 0.40) |" in text
+    assert "| 15 | yes | 60 | 50% | 95% | – | 4.90 |" in text
 
 
 def test_fixing_benchmark_writes_every_field(tmp_path):
@@ -397,7 +404,8 @@ def test_serving_benchmark_writes_every_field(tmp_path):
     output = tmp_path / "serving.json"
     run(
         "serving.py",
-        *("--num-epochs", "1", "--num-requests", "3", "--num-clients", "2"),
+        *("--num-epochs", "1", "--surrogate-epochs", "1", "--max-images", "3"),
+        *("--num-requests", "3", "--num-clients", "2"),
         *("--requests-per-client", "2", "--fault-requests", "4", "--kills", "1"),
         *("--output", str(output)),
     )
@@ -415,11 +423,30 @@ def test_serving_benchmark_writes_every_field(tmp_path):
     assert [load[key] for key in counts] == [2 * 2 * 32, 2 * 2 * 32, 0, 0]
     assert [fault[key] for key in counts] == [4 * 32, 4 * 32, 0, 0]
     assert fault["kills"] == 1 and fault["caller_queries"] == 4 * 32
-    assert fault["answers_equal_uninterrupted"] and report["explanation_runs"] == []
+    assert fault["answers_equal_uninterrupted"]
     assert all(isinstance(v, bool) for v in report["targets"].values())
+    runs = report["explanation_runs"]
+    assert [(r["strategy"], r["plan"]) for r in runs] == [
+        (strategy, plan)
+        for plan in ("label", "top5_probabilities")
+        for strategy in (
+            "schedule ×1.5 (DeepFool)",
+            "schedule ×1.5 + 3 shrink steps",
+            "boundary search, 100 queries",
+        )
+    ]
+    for r in runs:  # the same 8-bit images answered alike over HTTP and in process
+        assert r["same_success"] and r["same_queries"] and r["same_sizes"], r
+        assert r["success_after_rounding"] == r["success_rate"] and r["http_seconds"] > 0
+        assert r["calls"] <= r["requests"] and r["images_answered"] > 0
+        assert r["http_cpu_seconds"] > 0 and r["in_process_cpu_seconds"] > 0
+    assert report["targets"]["label_plan_explanations_same_as_in_process"]
+    phases = report["phases"]  # positive times; a disk that ignores fsync may tie the commits
+    assert min(phases[key] for key in ("forward_cpu_ms", "commit_full_ms", "commit_normal_ms")) > 0
     text = benchmark_report().serving(report)
     assert "| HTTP, batch of 32 |" in text and "| 2 clients at once, batches of 32 | 4 |" in text
-    assert "not measured yet" in text and "- fault answers equal uninterrupted: met" in text
+    assert "- fault answers equal uninterrupted: met" in text
+    assert "| boundary search, 100 queries | label |" in text and "8 such requests" in text
 
 
 def test_faithfulness_benchmark_writes_every_field(tmp_path):

@@ -93,7 +93,7 @@ def test_a_spent_black_box_stops_shrinking_and_keeps_every_success():
     first = transfer.explain(BlackBox(model), surrogate, x, y, max_queries=10)
     assert first.success[first.misclassified].sum() == 6
     black_box = BlackBox(model, max_queries=12 + first.queries.sum().item() + 7)
-    with pytest.warns(UserWarning, match="ran out while shrinking"):
+    with pytest.warns(UserWarning, match="budget ran out"):
         result = boundary.explain(black_box, surrogate, x, y, max_queries=10)
     assert black_box.queries_left == 0 and result.queries.sum() == black_box.queries - 12
     assert torch.equal(result.success, first.success) and (result.l2 <= first.l2).all()

@@ -150,6 +150,28 @@ def test_explore_falls_back_to_a_static_panel(setting, monkeypatch):
     assert "overshoot 0.0" in shown[0] and "overshoot 0.3" in shown[1]
 
 
+def test_the_static_figures_share_one_colour_scale(setting, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    model, mistakes = setting
+    monkeypatch.setenv(widgets.MODE_VARIABLE, "static")
+    limits = []  # the signed map's colour limits of each figure drawn
+
+    def show():
+        images = [im for ax in widgets.plt.gcf().axes for im in ax.images]
+        limits.append([im.get_clim() for im in images if im.get_cmap().name == "RdBu_r"])
+
+    monkeypatch.setattr(widgets.plt, "show", show)
+    widgets.explore(mistakes, "abc", model=model, static_strengths=[0.0, 1.0])
+    logic = explorer.Explorer(mistakes, "abc", model=model)
+    label = logic.modes["white box"][0].label
+    views = [logic.view("white box", label, index=0, strength=s, max_queries=20) for s in (0, 1)]
+    largest = max(view.result.delta.abs().max().item() for view in views)
+    assert views[0].result.delta.abs().max() < largest  # the two changes differ in size ...
+    assert limits == [[(-largest, largest)]] * 2  # ... and both figures share its scale
+
+
 def test_blackbox_methods_query_the_black_box_once_per_candidate_and_nothing_more(setting):
     model, mistakes = setting
     black_box = blackbox.BlackBox(model)

@@ -25,6 +25,10 @@ def test_fooled_images_are_titled_true_then_now_predicted():
     titles = [ax.get_title() for ax in fig.axes[: len(fooled)]]
     expected = [f"{t} → {p} (" for t, p in zip(fooled.y.tolist(), fooled.y_adv.tolist())]
     assert len(fooled) and all(a.startswith(b) for a, b in zip(titles, expected))
+    signed = [im for ax in fig.axes for im in ax.images if im.get_cmap().name == "RdBu_r"]
+    limit = plotting.shared_limit(fooled.delta)
+    assert len(signed) == len(fooled)  # one colour scale for every change
+    assert all(im.get_clim() == (-limit, limit) for im in signed)
 
 
 def test_distributions_report_each_median():

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from helpers.attacks.smooth import _graph, _smooth, _smooth_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_attacks import TENSOR_FIELDS, count_passes
@@ -13,6 +12,7 @@ from tiny import ARCHS, linear_model, make_batch, make_model
 
 from helpers import attacks
 from helpers.attacks import smooth
+from helpers.attacks.smooth import _graph, _smooth, _smooth_norm
 
 A = 0.5 / math.sqrt(2)  # alpha W_n's off-diagonal on a flat row of three pixels, alpha = 0.5
 
@@ -69,6 +69,28 @@ def test_the_operator_matches_a_dense_build_and_its_spectrum(alpha):
     assert eigenvalues.min() >= (1 - alpha) / (1 + alpha) - 1e-6 and eigenvalues.max() <= 1 + 1e-6
     if alpha == 0:
         assert torch.equal(found, torch.eye(20, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.9])
+def test_the_public_smoothing_is_the_dense_operator(alpha):
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 1, 4, 5, generator=generator, dtype=torch.float64)
+    z = torch.randn(2, 1, 4, 5, generator=generator, dtype=torch.float64)
+    found = smooth.smoothing(z, x, alpha=alpha)
+    for image in range(2):
+        expected = dense(alpha, x[image : image + 1]) @ z[image].flatten()
+        assert torch.allclose(found[image].flatten(), expected, atol=1e-6)
+    assert torch.equal(z, z.clone()) and found.dtype == z.dtype
+
+
+def test_the_public_smoothing_refuses_bad_input():
+    x = torch.rand(1, 1, 4, 5)
+    with pytest.raises(ValueError, match="alpha"):
+        smooth.smoothing(x, x, alpha=1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        smooth.smoothing(x, x, sigma=0.0)
+    with pytest.raises(ValueError, match="z must be shaped like x"):
+        smooth.smoothing(x[..., :4], x)
 
 
 def test_the_operator_is_sharp_across_an_edge():

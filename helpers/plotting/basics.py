@@ -16,6 +16,7 @@ from helpers.data import Split
 from helpers.training import History
 
 SIGNED_CMAP = "RdBu_r"  # red: the change adds brightness (ink), blue: it removes it
+MAGNITUDE_CMAP = "magma"  # perceptually uniform, for |δ| and other maps of sizes
 
 
 def to_image(x: torch.Tensor) -> np.ndarray:
@@ -34,9 +35,24 @@ def signed_map(delta: torch.Tensor) -> tuple[np.ndarray, float]:
     return signed, max(float(np.abs(signed).max()), 1e-8)
 
 
-def draw_signed(ax: Axes, delta: torch.Tensor, *, colorbar: str | None = None):
-    """Draw ``signed_map(delta)`` on ``ax``, centred on zero; with a labelled colour bar."""
-    signed, limit = signed_map(delta)
+def shared_limit(deltas: torch.Tensor) -> float:
+    """One symmetric colour limit for a batch of signed changes (N, C, H, W): the largest
+    ``signed_map`` value of any of them, so that tiles drawn with it compare at a glance."""
+    if len(deltas) == 0:
+        return 1e-8
+    return max(float(deltas.detach().sum(1).abs().max()), 1e-8)
+
+
+def draw_signed(
+    ax: Axes, delta: torch.Tensor, *, colorbar: str | None = None, limit: float | None = None
+):
+    """Draw ``signed_map(delta)`` on ``ax``, centred on zero; with a labelled colour bar.
+
+    ``limit``: the colour scale's ends, ±limit (one ``shared_limit`` for tiles compared side by
+    side); None scales this change to its own largest value.
+    """
+    signed, own = signed_map(delta)
+    limit = own if limit is None else limit
     image = ax.imshow(signed, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
     if colorbar is not None:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=colorbar)
@@ -83,17 +99,32 @@ def show_samples_per_class(
     return show_images(torch.cat(rows), titles, num_columns=per_class, suptitle=title, size=1.0)
 
 
-def plot_history(history: History) -> Figure:
-    """Loss and accuracy per epoch, on the training set and (if recorded) the test set."""
+def plot_history(
+    history: History, *, held_out: str = "test", mark: int | None = None, title: str | None = None
+) -> Figure:
+    """Loss and accuracy per epoch, on the training set and (if recorded) a held-out split.
+
+    Args:
+        history: from ``training.train``; its ``test_*`` lists hold the held-out split's curve.
+        held_out: what that split is called in the legend ("test", "validation").
+        mark: the chosen epoch, marked with a vertical line on both panels, or None.
+        title: a title over both panels, or None.
+    """
     epochs = np.arange(1, len(history.loss) + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     ax_loss.plot(epochs, history.loss, "o-", label="train")
     ax_acc.plot(epochs, history.accuracy, "o-", label="train")
     if history.test_loss:
-        ax_loss.plot(epochs, history.test_loss, "s-", label="test")
-        ax_acc.plot(epochs, history.test_accuracy, "s-", label="test")
-    ax_loss.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss")
+        ax_loss.plot(epochs, history.test_loss, "s-", label=held_out)
+        ax_acc.plot(epochs, history.test_accuracy, "s-", label=held_out)
+    if mark is not None:
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(mark, color="grey", linestyle="--", label=f"chosen: epoch {mark}")
+    # a log scale, so that the flat end of the curves, where epochs are chosen, can be read
+    ax_loss.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss (log scale)", yscale="log")
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
+    if title:
+        fig.suptitle(title)
     for ax in (ax_loss, ax_acc):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend()

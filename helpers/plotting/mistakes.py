@@ -84,7 +84,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, classes: Sequence[str]) -> Figur
     counts = matrix.cpu().numpy()
     off_diagonal = np.where(np.eye(len(classes), dtype=bool), np.nan, counts)
     fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
-    image = ax.imshow(off_diagonal, cmap="Reds", vmin=0)
+    image = ax.imshow(off_diagonal, cmap="magma_r", vmin=0)  # perceptually uniform, light at 0
     bar = fig.colorbar(image, ax=ax, label="misclassified images")
     bar.locator = MaxNLocator(integer=True)
     bar.update_ticks()

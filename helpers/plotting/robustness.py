@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from helpers.plotting.basics import draw_signed, to_image
+from helpers.plotting.basics import draw_signed, shared_limit, to_image
 from helpers.records import Explanation
 
 
@@ -37,8 +37,10 @@ def show_adversarial_examples(
     result: Explanation, classes: Sequence[str], *, suptitle: str | None = None
 ) -> Figure:
     """Two rows per batch of a forward attack's record: the changed images, titled 'true →
-    now predicted (probability)', and below each its signed change δ with a colour bar."""
+    now predicted (probability)', and below each its signed change δ, all on one colour scale
+    (``shared_limit``) with one colour bar."""
     n = len(result)
+    limit = shared_limit(result.delta)
     fig, axes = plt.subplots(
         2, n, figsize=(1.9 * n + 1.2, 4.4), squeeze=False, layout="constrained"
     )
@@ -51,7 +53,8 @@ def show_adversarial_examples(
             color="tab:red" if now != true else "black",
         )
         last = i == n - 1
-        draw_signed(axes[1, i], result.delta[i], colorbar="δ: ink added (red)" if last else None)
+        bar = "δ: ink added (red), one scale" if last else None
+        draw_signed(axes[1, i], result.delta[i], colorbar=bar, limit=limit)
         axes[1, i].set_title(f"L∞ {result.linf[i]:.2f}, L2 {result.l2[i]:.1f}", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
