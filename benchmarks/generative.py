@@ -1,4 +1,4 @@
-"""Counterfactuals and input cleaning with a generative model (notebook 15), measured.
+"""Counterfactuals and input cleaning with a generative model (notebooks 15 and 16), measured.
 
 Run from the repository root, in the project's environment:
 

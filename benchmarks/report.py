@@ -400,7 +400,7 @@ def fixing_targets(totals: dict) -> list[str]:
 
 
 def generative(report: dict) -> str:
-    """Notebook 15's measures: counterfactuals, PGD, uncertainty and Defense-GAN."""
+    """Notebooks 15 and 16's measures: counterfactuals, PGD, uncertainty and Defense-GAN."""
     cf, scores = report["counterfactuals"], report["uncertainty"]
     seconds = report["training_seconds"]
     epsilons = sorted({r["eps"] for r in report["pgd"]})

@@ -102,10 +102,10 @@ class Course:
         progress: bool = True,
         **settings: Any,
     ) -> generators.GAN:
-        """A GAN of ``kind`` ("conditional" or "counterfactual", notebook 15) trained for
-        ``num_epochs`` with ``settings`` (of ``generative.train``) and ``judge``: loaded if it
-        matches (the judge's weights included), else trained now (with a progress bar unless
-        ``progress`` is False) and saved."""
+        """A GAN of ``kind`` ("conditional" or "counterfactual", notebook 15; notebook 16 loads
+        the conditional one) trained for ``num_epochs`` with ``settings`` (of
+        ``generative.train``) and ``judge``: loaded if it matches (the judge's weights included),
+        else trained now (with a progress bar unless ``progress`` is False) and saved."""
         gan, metadata = generative.load_or_train(
             self.dataset,
             self.recipe_path(f"gan_{kind}", settings, num_epochs),

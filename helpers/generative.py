@@ -1,4 +1,5 @@
-"""Train notebook 15's GANs, make counterfactuals with one, project onto the other (Defense-GAN).
+"""Train the GANs of notebook 15, make counterfactuals with one, and project onto the other's
+range (Defense-GAN, notebook 16).
 
 Both GANs share one training loop and one discriminator: a (K + 1)-way classifier that learns
 real images by their class and generated ones as "fake" (index K); the generator learns to make

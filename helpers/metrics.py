@@ -155,6 +155,25 @@ def auroc(scores: Tensor, positive: Tensor) -> float:
     return (greater + 0.5 * ties).mean().item()
 
 
+def roc_curve(scores: Tensor, positive: Tensor) -> tuple[Tensor, Tensor]:
+    """The ROC curve of ``scores`` (N,) against the bool mask ``positive`` (N,): flag every
+    image whose score is at least a threshold, lowered from the top score to the bottom one.
+
+    Returns: (false-positive rate, true-positive rate), each (T + 1,) in [0, 1] from (0, 0)
+        to (1, 1), one point per distinct score (T of them): images of equal score are
+        flagged together, so a tie is a straight segment and the area under the curve
+        (trapezoids) equals ``auroc``.
+    """
+    auroc(scores, positive)  # the same checks
+    order = scores.argsort(descending=True)
+    hits = positive[order].double()  # (N,) 1 for a positive, by descending score
+    last = torch.ones(len(order), dtype=torch.bool)  # the last image of each distinct score
+    last[:-1] = scores[order][1:] != scores[order][:-1]
+    found, flagged = hits.cumsum(0)[last], (1 - hits).cumsum(0)[last]
+    zero = hits.new_zeros(1)
+    return torch.cat([zero, flagged / flagged[-1]]), torch.cat([zero, found / found[-1]])
+
+
 def budget_record(method: str, budget: int, result: Explanation, whitebox: Explanation) -> dict:
     """One point of a budget curve: ``result``'s success, and its median size (L2 ÷ the
     ``whitebox`` explanation's) and cosine with it, on the images both explain; the record
@@ -211,6 +230,7 @@ __all__ = [
     "budget_record",
     "label_record",
     "robust_accuracy",
+    "roc_curve",
     "success_after_rounding",
     "similarity",
     "summarize",

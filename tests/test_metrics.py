@@ -163,3 +163,19 @@ def test_budget_record_compares_with_the_white_box_on_images_both_explain():
     )
     assert sized["median_l2_ratio_to_whitebox"] == pytest.approx(2.0)  # image 0 only
     assert "median_l2_ratio_to_whitebox" not in label
+
+
+def test_the_roc_curve_by_hand_flags_tied_scores_together():
+    scores = torch.tensor([0.9, 0.5, 0.5, 0.1])
+    positive = torch.tensor([True, True, False, False])
+    false_positive, true_positive = metrics.roc_curve(scores, positive)
+    assert false_positive.tolist() == [0, 0, 0.5, 1] and true_positive.tolist() == [0, 0.5, 1, 1]
+
+
+def test_the_area_under_the_roc_curve_is_the_auroc():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randint(5, (40,), generator=generator).float()  # many ties
+    positive = torch.rand(40, generator=generator) < 0.3
+    false_positive, true_positive = metrics.roc_curve(scores, positive)
+    area = torch.trapezoid(true_positive, false_positive).item()
+    assert area == pytest.approx(metrics.auroc(scores, positive))

@@ -2,6 +2,7 @@
 counterfactuals beside the adversarial explanations, read from their records."""
 
 import matplotlib
+import pytest
 import torch
 from tiny import make_batch
 
@@ -57,3 +58,5 @@ def test_counterfactuals_are_drawn_with_their_reading_and_fakeness():
     second_row = [ax.get_title() for ax in fig.axes[:12] if ax.get_title().startswith("reads")]
     assert second_row == ["reads 0, fake 0.10", "reads 1, fake 0.50", "reads 0, fake 0.90"]
     assert any(ax.get_ylabel() == "white-box δ" for ax in fig.axes)
+    limits = {ax.images[0].get_clim() for ax in fig.axes[9:12]}  # the white-box row: one scale
+    assert len(limits) == 1 and limits.pop()[1] == pytest.approx(0.2)  # the largest |δ| of a pixel

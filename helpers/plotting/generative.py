@@ -1,5 +1,5 @@
-"""Figures of notebook 15: a GAN's training, its digits by class, counterfactuals beside
-adversarial explanations, and Defense-GAN's projections."""
+"""Figures of notebook 15: a GAN's training, its digits by class, and counterfactuals beside
+adversarial explanations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from helpers.plotting.basics import draw_signed, to_image
+from helpers.plotting.basics import SIGNED_CMAP, signed_map, to_image
 from helpers.records import Explanation
 
 
@@ -74,11 +74,14 @@ def show_counterfactuals(
     title: str,
 ) -> Figure:
     """One column per mistake: the original; the counterfactual with the class the model reads
-    there; its mask |counterfactual − x|; the white-box explanation's signed δ. ``fakeness``
-    holds, per row name ("original", "counterfactual", "white box"), the discriminator's
-    probability of "fake" per image (N,)."""
+    there; its mask |counterfactual − x| (one scale, [0, 1]); the white-box explanation's signed
+    δ (one symmetric scale for the row, centred on 0). ``fakeness`` holds, per row name
+    ("original", "counterfactual", "white box"), the discriminator's probability of "fake" per
+    image (N,)."""
     n = len(counterfactual)
     fig, axes = plt.subplots(4, n, figsize=(1.6 * n, 7.2), squeeze=False, layout="constrained")
+    signed = [signed_map(delta)[0] for delta in whitebox.delta]  # (H, W) each
+    limit = max(signed_map(delta)[1] for delta in whitebox.delta)  # shared by the row
     for i in range(n):
         true, said = int(counterfactual.y[i]), int(counterfactual.y_pred[i])
         read = int(counterfactual.y_adv[i])
@@ -95,9 +98,9 @@ def show_counterfactuals(
             color="black" if read == true else "red",
         )
         mask = counterfactual.delta[i].abs().sum(0).detach().cpu().numpy()
-        heat = column[2].imshow(mask, cmap="hot", vmin=0, vmax=1)
+        heat = column[2].imshow(mask, cmap="magma", vmin=0, vmax=1)
         column[2].set_title(f"mask, L2 {counterfactual.delta[i].norm():.2f}", fontsize=8)
-        signed = draw_signed(column[3], whitebox.delta[i])
+        shown = column[3].imshow(signed[i], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
         column[3].set_title(
             f"white box, L2 {whitebox.delta[i].norm():.2f}\nfake {fakeness['white box'][i]:.2f}",
             fontsize=8,
@@ -109,10 +112,7 @@ def show_counterfactuals(
         row.set_ylabel(label)
     fig.colorbar(heat, ax=axes[2, :].tolist(), fraction=0.02, label="|change|")
     fig.colorbar(
-        signed,
-        ax=axes[3, :].tolist(),
-        fraction=0.02,
-        label="δ: ink added (red),\neach tile to its own maximum",
+        shown, ax=axes[3, :].tolist(), fraction=0.02, label="δ: ink added (red),\nremoved (blue)"
     )
     fig.suptitle(title)
     return fig
