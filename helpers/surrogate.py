@@ -68,6 +68,30 @@ class Surrogate:
         return self.rounds[-1].agreement
 
 
+def nearest_answered(trained: Surrogate, x: Tensor, y: Tensor) -> Tensor:
+    """For each image, the nearest (L2) image the surrogate was trained on that the black box
+    answered y to: a point known to be answered y, at no query (``boundary.explain``'s starts).
+
+    Args:
+        trained: a ``Surrogate``; its ``x`` (M, C, H, W) and the black box's answers, its
+            ``targets`` (labels (M,) or probabilities (M, K), read by their argmax).
+        x: (N, C, H, W) in [0, 1], the images to explain; y: (N,) their true classes.
+    Returns: (N, C, H, W) in [0, 1]; an image whose class no answer gave keeps x itself, which
+        ``boundary.explain`` reads as no start.
+    """
+    validation.check_images(x, "x")
+    validation.check_labels(y, len(x), device=x.device)
+    pool = trained.x.to(x.device, x.dtype)
+    answers = trained.targets.argmax(1) if trained.targets.dim() == 2 else trained.targets
+    if len(pool) == 0:
+        return x.clone()
+    distance = torch.cdist(x.flatten(1), pool.flatten(1))  # (N, M)
+    distance[answers.to(x.device)[None] != y[:, None]] = torch.inf
+    nearest = distance.argmin(1)  # (N,)
+    found = torch.isfinite(distance.gather(1, nearest[:, None]))[:, 0]
+    return torch.where(found[:, None, None, None], pool[nearest], x)
+
+
 def new_surrogate(
     image_shape: tuple[int, int, int],
     num_classes: int,
@@ -328,6 +352,7 @@ __all__ = [
     "fit",
     "jacobian_augment",
     "load_or_train",
+    "nearest_answered",
     "new_surrogate",
     "save_surrogate",
     "train_surrogate",
