@@ -182,6 +182,7 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
             model,
             dataset,
             mistakes,
+            whitebox,
             args.pool_sizes,
             num_epochs=args.surrogate_epochs,
             seed=args.seed,

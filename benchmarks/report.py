@@ -561,9 +561,10 @@ def serving(report: dict) -> str:
         f"{fault['replayed_requests']} requests answered again from the server's log."
     )
     parts.append(explanation_runs(report.get("explanation_runs") or []))
+    parts.append(phases(report))
     met = [f"- {name.replace('_', ' ')}: {verdict(v)}" for name, v in report["targets"].items()]
     parts.append("**Targets** (as the benchmark checked them)\n\n" + "\n".join(met))
-    return "\n\n".join(parts)
+    return "\n\n".join(part for part in parts if part)
 
 
 def explanation_runs(runs: list[dict]) -> str:
@@ -581,13 +582,46 @@ def explanation_runs(runs: list[dict]) -> str:
             number(r["http_seconds"]),
             number(r["in_process_seconds"]),
             number(r["ratio"]),
-            *(verdict(r[key]) for key in same),
+            number(r.get("cpu_ratio")),
+            f"{r['calls']} / {r['requests']}",
+            percent(r["success_rate"]),
+            percent(r["success_after_rounding"]),
+            *("yes" if r[key] else "**no**" for key in same),
         ]
         for r in runs
     ]
-    header = ["strategy", "plan", "HTTP s", "in process s", "ratio"]
-    header += ["same success", "same queries", "same sizes"]
-    return "**Explanation runs**, over HTTP and in process\n\n" + table(rows, header)
+    header = ["strategy", "plan", "HTTP s", "in process s", "ratio", "CPU ratio"]
+    header += ["calls / requests"]
+    header += ["success", "after rounding", "same success", "same queries", "same sizes"]
+    return (
+        "**Explanation runs**, over HTTP and in process on the same 8-bit images (`BlackBox("
+        "model, bits=8)`), the best of up to 3 runs each, taken in turns. CPU ratio: the CPU "
+        "time of client and server over HTTP against in process, what the wall times' ratio "
+        "would be on an idle machine, where the client waits while the server works. Calls: "
+        "the engine's, each a batch; "
+        "requests: the client sends each call as requests of the API's `max_batch` images "
+        "(`RemoteBlackBox._ask`). After rounding: explained once x_adv is rounded to 8 bits.\n\n"
+        + table(rows, header)
+    )
+
+
+def phases(report: dict) -> str:
+    """What one request costs the server, phase by phase, and its CPU time under load."""
+    costs = report.get("phases")
+    if not costs:
+        return ""
+    text = (
+        f"**One request of 32 images, server side**: decoding {number(costs['decode_cpu_ms'], 1)}"
+        f" ms of CPU, the forward pass {number(costs['forward_cpu_ms'], 1)} ms; 8 such requests "
+        f"in one pass (micro-batching) {number(costs['forward_8_at_once_cpu_ms'], 1)} ms, "
+        f"×{number(costs['micro_batching_gain'])} the speed per image; the commit of its charge "
+        f"{number(costs['commit_full_ms'])} ms with `synchronous = FULL` (the server's), "
+        f"{number(costs['commit_normal_ms'])} ms with NORMAL."
+    )
+    per_request = report["load"].get("server_cpu_ms_per_request")
+    if per_request is not None:
+        text += f" Under the load run the server used {number(per_request, 1)} ms of CPU a request."
+    return text
 
 
 def faithfulness(report: dict) -> str:

@@ -48,10 +48,13 @@ def estimate(path: str | Path) -> Estimate:
     """The estimate for the notebook at ``path``: its cells before "## Solutions"."""
     cells = json.loads(Path(path).read_text())["cells"]
     words = code = exercises = 0
-    for cell in cells[1:]:  # the first cell is Colab's set-up, not the lesson
+    colab = next(i for i, cell in enumerate(cells) if cell["cell_type"] == "code")
+    for at, cell in enumerate(cells):
         source = "".join(cell["source"])
         if cell["cell_type"] == "markdown" and source.startswith("## Solutions"):
             break
+        if at == colab:  # the first code cell is Colab's set-up, not the lesson
+            continue
         if cell["cell_type"] == "code":
             code += 1
         else:

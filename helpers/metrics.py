@@ -174,14 +174,21 @@ def budget_record(method: str, budget: int, result: Explanation, whitebox: Expla
 
 
 def label_record(
-    pool_size: int, jacobian: bool, label_queries: int, agreement: float | None, result: Explanation
+    pool_size: int,
+    jacobian: bool,
+    label_queries: int,
+    agreement: float | None,
+    result: Explanation,
+    whitebox: Explanation | None = None,
 ) -> dict:
     """One point of a label curve: a surrogate trained from ``pool_size`` unlabelled images
     (with Jacobian augmentation or not) at a cost of ``label_queries``, its ``agreement`` with
     the black box, and the success and mean queries of ``result``, the black-box explanation
-    through it; the record ``plotting.plot_label_curve`` draws and ``benchmarks/blackbox.py``
-    writes."""
-    return {
+    through it; with ``whitebox`` (the same images' white-box explanations), also the median
+    size of ``result``'s changes ÷ the white box's on the images both explain
+    (``median_l2_ratio_to_whitebox``, NaN if none). The record ``plotting.plot_label_curve``
+    draws and ``benchmarks/blackbox.py`` writes."""
+    record = {
         "pool_size": pool_size,
         "jacobian": jacobian,
         "label_queries": label_queries,
@@ -189,6 +196,10 @@ def label_record(
         "success_rate": result.success_rate,
         "mean_queries": result.mean_queries,
     }
+    if whitebox is not None:
+        sized = budget_record("", 0, result, whitebox)
+        record["median_l2_ratio_to_whitebox"] = sized["median_l2_ratio_to_whitebox"]
+    return record
 
 
 __all__ = [

@@ -9,6 +9,7 @@ it apart into parallel tensors or run the model again to rebuild what it holds.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
@@ -44,6 +45,23 @@ class Record:
             if isinstance(getattr(self, f.name), Tensor)
         }
         return replace(self, **changes)
+
+
+def concatenate(parts: Sequence[R]) -> R:
+    """One record of the rows of ``parts`` (records of one type, on one device), in order:
+    every tensor field joined along its first axis; the other fields are the first part's."""
+    if not parts:
+        raise ValueError("parts is empty: pass at least one record to concatenate")
+    kinds = {type(part).__name__ for part in parts}
+    if len(kinds) > 1:
+        raise TypeError(f"parts must be records of one type, got {sorted(kinds)}")
+    first = parts[0]
+    joined = {
+        f.name: torch.cat([getattr(part, f.name) for part in parts])
+        for f in fields(first)
+        if isinstance(getattr(first, f.name), Tensor)
+    }
+    return replace(first, **joined)
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,4 +170,4 @@ class Explanation(Predictions):
         return self.queries[self.attacked].double().mean().item()
 
 
-__all__ = ["Explanation", "Mistakes", "Predictions", "Record"]
+__all__ = ["Explanation", "Mistakes", "Predictions", "Record", "concatenate"]

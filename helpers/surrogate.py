@@ -148,7 +148,7 @@ def train_surrogate(
     num_classes: int,
     num_seed: int | None = None,
     num_rounds: int = 0,
-    step_size: float = 0.1,
+    step_size: float = -0.1,
     probabilities: bool = False,
     num_epochs: int = 40,
     batch_size: int = 64,
@@ -166,6 +166,9 @@ def train_surrogate(
         num_seed: pool images labelled first, drawn with ``generator`` (None: all of them).
         num_rounds, step_size: Jacobian augmentation rounds; each doubles the set with
             ``jacobian_augment`` and labels the new images, so the total is num_seed·2^rounds.
+            The default steps against the gradient (-0.1), toward the other classes, as the
+            authors' tutorial does in its first rounds (cleverhans ``mnist_blackbox.py``);
+            notebook 04 measures +0.1 staying flat where -0.1 gains agreement.
         probabilities: train on the black box's probabilities instead of its labels.
         num_epochs: passes over the set in each round; every round retrains from the same start.
         architecture: a name of `architectures.classifiers()`, or several: each is trained on 80% of

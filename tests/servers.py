@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import models
+from helpers import checkpoints, models
 
 SHAPE = (1, 8, 8)  # the tiny checkpoint's images (C, H, W)
 
@@ -20,7 +20,7 @@ def save_tiny_checkpoint(path: Path) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = models.SmallCNN(SHAPE, 4, width=2)
-    return models.save_checkpoint(model, path, {"dataset": "tiny"})
+    return checkpoints.save(model, path, {"dataset": "tiny"})
 
 
 class Proxy:

@@ -405,7 +405,8 @@ def test_serving_benchmark_writes_every_field(tmp_path):
     output = tmp_path / "serving.json"
     run(
         "serving.py",
-        *("--num-epochs", "1", "--num-requests", "3", "--num-clients", "2"),
+        *("--num-epochs", "1", "--surrogate-epochs", "1", "--max-images", "3"),
+        *("--num-requests", "3", "--num-clients", "2"),
         *("--requests-per-client", "2", "--fault-requests", "4", "--kills", "1"),
         *("--output", str(output)),
     )
@@ -423,11 +424,30 @@ def test_serving_benchmark_writes_every_field(tmp_path):
     assert [load[key] for key in counts] == [2 * 2 * 32, 2 * 2 * 32, 0, 0]
     assert [fault[key] for key in counts] == [4 * 32, 4 * 32, 0, 0]
     assert fault["kills"] == 1 and fault["caller_queries"] == 4 * 32
-    assert fault["answers_equal_uninterrupted"] and report["explanation_runs"] == []
+    assert fault["answers_equal_uninterrupted"]
     assert all(isinstance(v, bool) for v in report["targets"].values())
+    runs = report["explanation_runs"]
+    assert [(r["strategy"], r["plan"]) for r in runs] == [
+        (strategy, plan)
+        for plan in ("label", "top5_probabilities")
+        for strategy in (
+            "schedule ×1.5 (DeepFool)",
+            "schedule ×1.5 + 3 shrink steps",
+            "boundary search, 100 queries",
+        )
+    ]
+    for r in runs:  # the same 8-bit images answered alike over HTTP and in process
+        assert r["same_success"] and r["same_queries"] and r["same_sizes"], r
+        assert r["success_after_rounding"] == r["success_rate"] and r["http_seconds"] > 0
+        assert r["calls"] <= r["requests"] and r["images_answered"] > 0
+        assert r["http_cpu_seconds"] > 0 and r["in_process_cpu_seconds"] > 0
+    assert report["targets"]["label_plan_explanations_same_as_in_process"]
+    phases = report["phases"]  # positive times; a disk that ignores fsync may tie the commits
+    assert min(phases[key] for key in ("forward_cpu_ms", "commit_full_ms", "commit_normal_ms")) > 0
     text = benchmark_report().serving(report)
     assert "| HTTP, batch of 32 |" in text and "| 2 clients at once, batches of 32 | 4 |" in text
-    assert "not measured yet" in text and "- fault answers equal uninterrupted: met" in text
+    assert "- fault answers equal uninterrupted: met" in text
+    assert "| boundary search, 100 queries | label |" in text and "8 such requests" in text
 
 
 def test_faithfulness_benchmark_writes_every_field(tmp_path):

@@ -130,9 +130,11 @@ def test_counterfactuals_are_a_record_checked_by_the_model():
     gan = tiny_gan("counterfactual").eval()
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 4)).eval()
     x = torch.rand(5, *SHAPE)
-    y = torch.tensor([0, 1, 2, 3, 0])
-    said = torch.tensor([1, 2, 3, 0, 0])  # the last image is already right: left alone
-    mistakes = Predictions(torch.arange(5), x, y, 5 * nn.functional.one_hot(said, 4).float())
+    with torch.no_grad():
+        logits = model(x)
+    y = (logits.argmax(1) + 1) % 4
+    y[4] = logits[4].argmax()  # the last image is already right: left alone
+    mistakes = Predictions(torch.arange(5), x, y, logits)
     result = generative.counterfactuals(gan, model, mistakes, max_queries=1)
     with torch.no_grad():
         expected = torch.cat([gan.generator(x[:4], y[:4]), x[4:]])

@@ -15,7 +15,7 @@ FLOORS = [
     {"architectures", "engine", "blackbox", "evaluation", "metrics", "evidence", "spectrum"},
     {"checkpoints", "decoy", "weaknesses", "attributions", "faithfulness"},
     {"training", "serving"},
-    {"attacks", "generative"},
+    {"attacks", "generative", "transparent"},
     {"surrogate", "defences", "labelnoise", "remote", "causes"},
     {"comparison"},
     {"course", "explorer"},

@@ -158,3 +158,8 @@ def test_budget_record_compares_with_the_white_box_on_images_both_explain():
     assert record["success_rate"] == pytest.approx(2 / 3)
     assert record["median_l2_ratio_to_whitebox"] == pytest.approx(2.0)  # only image 0 counts
     assert record["median_cosine"] == pytest.approx(1.0)
+    sized = metrics.label_record(
+        15, False, 15, 0.5, explanation(0.2, [1, 1, 0]), explanation(0.1, [1, 0, 1])
+    )
+    assert sized["median_l2_ratio_to_whitebox"] == pytest.approx(2.0)  # image 0 only
+    assert "median_l2_ratio_to_whitebox" not in label

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from helpers import faithfulness, plotting  # noqa: E402
@@ -23,6 +24,33 @@ def test_the_method_grid_has_a_row_per_method_and_outlines_the_cause():
     assert image_axes[0].get_title() == "0 → 1" and image_axes[2].get_ylabel() == "a"
     assert image_axes[2].images[0].get_array().max() == 1  # each map scaled to its maximum
     assert all(ax.collections for ax in image_axes)  # the outline on every panel
+
+
+def test_the_grid_puts_each_column_title_above_its_mistake():
+    x = torch.zeros(2, 1, 4, 4)
+    logits = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    mistakes = Predictions(index=torch.arange(2), x=x, y=torch.tensor([0, 1]), logits=logits)
+    maps = {"a": torch.rand(2, 1, 4, 4)}
+    fig = plotting.show_method_grid(
+        mistakes, maps, ["0", "1", "2"], column_titles=["decoy", "mark"], suptitle="s"
+    )
+    titles = [ax.get_title() for ax in fig.axes if ax.images][:2]
+    assert titles == ["decoy\n0 → 1", "mark\n1 → 2"]
+    with pytest.raises(ValueError, match="column_titles"):
+        plotting.show_method_grid(
+            mistakes, maps, ["0", "1", "2"], column_titles=["a"], suptitle="s"
+        )
+
+
+def test_the_smoothing_figure_draws_each_signed_map_centred_on_zero():
+    x = torch.rand(2, 1, 4, 4)
+    signed = {"g": torch.randn(2, 1, 4, 4), "S g": torch.randn(2, 1, 4, 4)}
+    fig = plotting.show_smoothing(x, signed, suptitle="smoothing")
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == 6 and fig._suptitle.get_text() == "smoothing"
+    low, high = image_axes[1].images[0].get_clim()
+    assert low == -high and high == signed["g"][0].abs().max().item()
+    assert [ax.get_title() for ax in image_axes[:3]] == ["image", "g", "S g"]
 
 
 def test_the_auroc_bars_and_the_curves_have_labels():

@@ -71,6 +71,28 @@ def test_the_operator_matches_a_dense_build_and_its_spectrum(alpha):
         assert torch.equal(found, torch.eye(20, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.9])
+def test_the_public_smoothing_is_the_dense_operator(alpha):
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 1, 4, 5, generator=generator, dtype=torch.float64)
+    z = torch.randn(2, 1, 4, 5, generator=generator, dtype=torch.float64)
+    found = smooth.smoothing(z, x, alpha=alpha)
+    for image in range(2):
+        expected = dense(alpha, x[image : image + 1]) @ z[image].flatten()
+        assert torch.allclose(found[image].flatten(), expected, atol=1e-6)
+    assert torch.equal(z, z.clone()) and found.dtype == z.dtype
+
+
+def test_the_public_smoothing_refuses_bad_input():
+    x = torch.rand(1, 1, 4, 5)
+    with pytest.raises(ValueError, match="alpha"):
+        smooth.smoothing(x, x, alpha=1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        smooth.smoothing(x, x, sigma=0.0)
+    with pytest.raises(ValueError, match="z must be shaped like x"):
+        smooth.smoothing(x[..., :4], x)
+
+
 def test_the_operator_is_sharp_across_an_edge():
     # two flat halves, 0 and 1: the weight across is exp(-16); a change on the left stays there
     x = torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=torch.float64).view(1, 1, 1, 4)

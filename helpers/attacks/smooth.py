@@ -100,6 +100,25 @@ def smooth_explanation(
         return run.finish("smooth", settings)
 
 
+def smoothing(z: Tensor, x: Tensor, *, alpha: float = 0.9, sigma: float = 0.25) -> Tensor:
+    """S z: signals ``z`` smoothed on the graphs of the images ``x``, as each step of
+    ``smooth_explanation`` smooths the gradient.
+
+    Args:
+        z: (N, C, H, W) signals, e.g. gradients; x: (N, C, H, W) in [0, 1], the images whose
+            graphs (8 neighbours, weights exp(-|x_p - x_q|^2 / sigma^2)) smooth them.
+        alpha: in [0, 1), how smooth (0: S = I); sigma: > 0, the shade difference at which
+            neighbours stop being alike.
+    Returns: (N, C, H, W) S z = (1 - alpha) (I - alpha W_n)^-1 z, in z's dtype.
+    """
+    validation.check_images(x, "x")
+    _check_alpha(alpha)
+    validation.check_positive(sigma, "sigma")
+    if z.shape != x.shape:
+        raise ValueError(f"z must be shaped like x {tuple(x.shape)}, got {tuple(z.shape)}")
+    return _smooth(z, _graph(x.to(z.dtype), sigma), alpha)
+
+
 def _check_alpha(alpha: object) -> None:
     validation.check_non_negative(alpha, "alpha")
     if not alpha < 1:
@@ -214,4 +233,4 @@ def _smooth_norm(delta: Tensor, weights: Tensor, alpha: float) -> Tensor:
     return (inner / (1 - alpha)).clamp(min=0).sqrt()
 
 
-__all__ = ["smooth_explanation"]
+__all__ = ["smooth_explanation", "smoothing"]

@@ -32,7 +32,9 @@ from helpers.plotting.evidence import (
 )
 from helpers.plotting.explanations import (
     plot_agreement,
+    plot_costs,
     plot_success_by_budget,
+    show_edits,
     show_explanation_gallery,
     show_explanations,
     show_side_by_side,
@@ -41,6 +43,7 @@ from helpers.plotting.faithfulness import (
     plot_insertion_deletion,
     plot_mask_auroc,
     show_method_grid,
+    show_smoothing,
 )
 from helpers.plotting.fixing import plot_accuracies, plot_rankings, show_region_explanations
 from helpers.plotting.generative import plot_gan_history, show_class_grid, show_counterfactuals
@@ -67,6 +70,7 @@ __all__ = [
     "plot_budget_curve",
     "plot_confidence_histograms",
     "plot_confusion_matrix",
+    "plot_costs",
     "plot_distributions",
     "plot_gan_history",
     "plot_history",
@@ -85,6 +89,7 @@ __all__ = [
     "show_class_grid",
     "show_contributions",
     "show_counterfactuals",
+    "show_edits",
     "show_explanation_gallery",
     "show_explanations",
     "show_grad_cams",
@@ -95,6 +100,7 @@ __all__ = [
     "show_region_explanations",
     "show_samples_per_class",
     "show_side_by_side",
+    "show_smoothing",
     "signed_map",
     "to_image",
 ]

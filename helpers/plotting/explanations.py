@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from helpers.metrics import Similarity
-from helpers.plotting.basics import draw_signed, signed_map, to_image
+from helpers.plotting.basics import SIGNED_CMAP, draw_signed, signed_map, to_image
 from helpers.records import Explanation
 
 
@@ -86,15 +86,19 @@ def show_side_by_side(
     suptitle: str | None = None,
 ) -> Figure:
     """One row per image: the original, the developer's (white-box) change and the user's
-    (black-box) one, each on its own symmetric colour scale, with their ``similar``ity."""
+    (black-box) one, with their ``similar``ity; the two changes of a row share one symmetric
+    colour scale, so that the larger one looks larger."""
     n = len(whitebox)
     fig, axes = plt.subplots(n, 3, figsize=(10, 3.0 * n + 0.6), squeeze=False, layout="constrained")
     for i, row in enumerate(axes):
         true, predicted = int(whitebox.y[i]), int(whitebox.y_pred[i])
         row[0].imshow(to_image(whitebox.x[i]), cmap="gray", vmin=0, vmax=1)
         row[0].set_title(f"true {classes[true]}, predicted {classes[predicted]}")
-        for ax, (who, result) in zip(row[1:], (("developer", whitebox), ("user", blackbox))):
-            draw_signed(ax, result.delta[i], colorbar="δ: ink added (red)")
+        pair = (("developer", whitebox), ("user", blackbox))
+        limit = max(signed_map(result.delta[i])[1] for _, result in pair)
+        for ax, (who, result) in zip(row[1:], pair):
+            heat = draw_signed(ax, result.delta[i], colorbar="δ: ink added (red), one scale a row")
+            heat.set_clim(-limit, limit)
             ax.set_title(f"{who} ({result.method}): L2 {result.delta[i].norm():.2f}", fontsize=9)
         cosine, overlap = similar.cosine[i], similar.overlap[i]
         row[2].set_xlabel(f"cosine {cosine:.2f}, top-pixel overlap {overlap:.0%}")
@@ -159,6 +163,62 @@ def plot_success_by_budget(
     ax.set(ylim=(0, 102), title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def show_edits(
+    results: Mapping[str, Explanation],
+    classes: Sequence[str],
+    *,
+    suptitle: str | None = None,
+) -> Figure:
+    """One row per image: the original, then for each named result its corrected image and its
+    signed change δ, the changes of a row on one shared scale centred on 0, so that their
+    sizes compare at a glance. Every result holds the same images, in the same order."""
+    names = list(results)
+    first = results[names[0]]
+    n, columns = len(first), 1 + 2 * len(names)
+    fig, axes = plt.subplots(
+        n, columns, figsize=(2.1 * columns + 1, 2.3 * n + 0.6), squeeze=False, layout="constrained"
+    )
+    for i, row in enumerate(axes):
+        true, predicted = int(first.y[i]), int(first.y_pred[i])
+        row[0].imshow(to_image(first.x[i]), cmap="gray", vmin=0, vmax=1)
+        row[0].set_title(f"true {classes[true]}, answered {classes[predicted]}", fontsize=9)
+        limit = max(signed_map(results[name].delta[i])[1] for name in names)
+        for j, name in enumerate(names):
+            result = results[name]
+            image, changed = row[1 + 2 * j], row[2 + 2 * j]
+            image.imshow(to_image(result.x_adv[i]), cmap="gray", vmin=0, vmax=1)
+            answer = classes[int(result.y_adv[i])]
+            image.set_title(f"{name}:\nanswered {answer}", fontsize=9)
+            heat = changed.imshow(signed_map(result.delta[i])[0], cmap=SIGNED_CMAP)
+            heat.set_clim(-limit, limit)
+            changed.set_title(f"δ, L2 = {result.delta[i].norm():.2f}", fontsize=9)
+        fig.colorbar(heat, ax=row[-1], fraction=0.046, pad=0.04, label="δ (one scale a row)")
+        for ax in row:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_costs(costs: Mapping[str, Mapping[str, float]], *, ylabel: str, title: str) -> Figure:
+    """Stacked bars: one bar per outer key (a plan, a method), one segment per inner key (what
+    the cost went to), each bar's total written above it."""
+    bars = list(costs)
+    parts = list(dict.fromkeys(part for bar in costs.values() for part in bar))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    bottom = np.zeros(len(bars))
+    for part in parts:
+        heights = np.array([costs[bar].get(part, 0.0) for bar in bars])
+        ax.bar(bars, heights, 0.6, bottom=bottom, label=part)
+        bottom += heights
+    for x, total in enumerate(bottom):
+        ax.annotate(f"{total:.3g}", (x, total), ha="center", va="bottom", fontsize=9)
+    ax.set(ylabel=ylabel, title=title, ylim=(0, bottom.max() * 1.15 if len(bars) else 1))
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     return fig
 
 

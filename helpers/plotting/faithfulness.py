@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from helpers.faithfulness import Curves, magnitude
-from helpers.plotting.basics import to_image
+from helpers.plotting.basics import draw_signed, to_image
 from helpers.records import Predictions
 
 
@@ -21,12 +21,18 @@ def show_method_grid(
     classes: Sequence[str],
     *,
     masks: torch.Tensor | None = None,
+    column_titles: Sequence[str] | None = None,
     suptitle: str,
 ) -> Figure:
-    """One column per mistake, the image on top (titled 'true → predicted'), then one row per
-    method (named by the keys of ``maps``, each (N, C or 1, H, W)): the magnitude of its map,
-    scaled to each map's own maximum, with the causal ``masks`` (N, 1, H, W) outlined if given."""
+    """One column per mistake, the image on top (titled 'true → predicted', under its line of
+    ``column_titles`` if given), then one row per method (named by the keys of ``maps``, each
+    (N, C or 1, H, W)): the magnitude of its map, scaled to each map's own maximum, with the
+    causal ``masks`` (N, 1, H, W) outlined if given."""
     n, rows = len(mistakes), len(maps) + 1
+    if column_titles is not None and len(column_titles) != n:
+        raise ValueError(
+            f"column_titles must hold {n} titles, one per mistake; got {len(column_titles)}"
+        )
     fig, axes = plt.subplots(
         rows, n, figsize=(1.5 * n + 2.4, 1.45 * rows + 0.6), squeeze=False, layout="constrained"
     )
@@ -34,7 +40,8 @@ def show_method_grid(
     for i in range(n):
         axes[0, i].imshow(to_image(mistakes.x[i]), cmap="gray", vmin=0, vmax=1)
         true, wrong = classes[int(mistakes.y[i])], classes[int(mistakes.y_pred[i])]
-        axes[0, i].set_title(f"{true} → {wrong}", fontsize=9)
+        above = "" if column_titles is None else f"{column_titles[i]}\n"
+        axes[0, i].set_title(f"{above}{true} → {wrong}", fontsize=9)
     for row, (name, found) in enumerate(maps.items(), start=1):
         size = magnitude(found.detach().cpu().float())[:, 0]  # (N, H, W)
         top = size.flatten(1).amax(1).clamp(min=1e-12)
@@ -47,6 +54,26 @@ def show_method_grid(
                 ax.contour(outline[i], levels=[0.5], colors="tab:cyan", linewidths=0.8)
     if len(maps):
         fig.colorbar(shown, ax=axes[1:, :].ravel().tolist(), label="|map| ÷ its maximum")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(suptitle)
+    return fig
+
+
+def show_smoothing(x: torch.Tensor, maps: Mapping[str, torch.Tensor], *, suptitle: str) -> Figure:
+    """One row per image ``x`` (N, C, H, W) in [0, 1]: the image, then each signed map of
+    ``maps`` (name -> (N, C, H, W)) on its own scale centred on zero, with a colour bar."""
+    n, columns = len(x), len(maps) + 1
+    fig, axes = plt.subplots(
+        n, columns, figsize=(2.6 * columns, 2.3 * n + 0.6), squeeze=False, layout="constrained"
+    )
+    for i in range(n):
+        axes[i, 0].imshow(to_image(x[i]), cmap="gray", vmin=0, vmax=1)
+        for ax, (name, signed) in zip(axes[i, 1:], maps.items()):
+            draw_signed(ax, signed[i], colorbar="value (red: +)")
+            ax.set_title(name, fontsize=9)
+    axes[0, 0].set_title("image", fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -99,4 +126,4 @@ def plot_insertion_deletion(curves: Mapping[str, Curves], *, title: str) -> Figu
     return fig
 
 
-__all__ = ["plot_insertion_deletion", "plot_mask_auroc", "show_method_grid"]
+__all__ = ["plot_insertion_deletion", "plot_mask_auroc", "show_method_grid", "show_smoothing"]

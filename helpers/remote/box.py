@@ -86,6 +86,12 @@ class RemoteBlackBox:
         return self._queries
 
     @property
+    def calls(self) -> int:
+        """Calls of labels, top_k or probabilities so far; each was sent as requests of at most
+        ``batch_size`` images (the journal holds one entry per request)."""
+        return self._calls
+
+    @property
     def queries_left(self) -> int | None:
         """Images it will still answer (None: no limit of its own)."""
         return None if self._max_queries is None else self._max_queries - self._queries
@@ -204,17 +210,21 @@ def _request_id(position: str, pixels: Tensor) -> str:
     return hashlib.sha256(f"{position}/{tuple(pixels.shape)}/{digest}".encode()).hexdigest()[:32]
 
 
+TIE = 2.0**-16  # a rounded tie is broken by this relative step: far below the API's 1e-4, and
+# above the float32 spacing of log(p) for any p >= 1e-3, so the log the engine takes
+# (``blackbox.Answers``) keeps the order; one float step is lost by the log one time in ten
+
+
 def spread(answer: TopK, num_classes: int, dtype: torch.dtype) -> Tensor:
     """(N, K) probabilities in ``dtype`` from top-k ones: the answered ones in place, each
-    strictly below the one before it (one float step where rounding tied them), and the rest
-    of the mass, 1 - their sum, shared evenly by the other classes, below the k-th."""
+    strictly below the one before it (lowered by a relative ``TIE`` where rounding tied
+    them), and the rest of the mass, 1 - their sum, shared evenly by the other classes, below
+    the k-th. Their argmax, and the argmax of their log, is the API's label."""
     top = answer.probabilities.to(dtype, copy=True)  # (N, k)
     num_images, k = top.shape
-    for i in range(1, k):  # keep the API's order: argmax must be the API's label
-        top[:, i] = torch.minimum(
-            top[:, i], torch.nextafter(top[:, i - 1], torch.zeros_like(top[:, i]))
-        )
+    for i in range(1, k):  # keep the API's order, through the log too
+        top[:, i] = torch.minimum(top[:, i], top[:, i - 1] * (1 - TIE))
     rest = (1 - top.sum(1, keepdim=True)).clamp(min=0) / max(num_classes - k, 1)  # (N, 1)
-    rest = torch.minimum(rest, torch.nextafter(top[:, -1:], torch.zeros_like(rest)))
+    rest = torch.minimum(rest, top[:, -1:] * (1 - TIE))
     probabilities = rest.expand(num_images, num_classes).clone()
     return probabilities.scatter(1, answer.labels, top)

@@ -22,7 +22,9 @@ from helpers.serving.server import build_server
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True, help="written by save_checkpoint")
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="written by checkpoints.save"
+    )
     parser.add_argument(
         "--database",
         type=Path,

@@ -5,7 +5,9 @@ uvicorn answers on many threads: each operation borrows a connection from a pool
 at a time; kept open, since closing the last connection to the file checkpoints it, a disk
 flush each time). WAL lets readers go on while one writer commits; ``write`` takes the write
 lock at once (BEGIN IMMEDIATE), so a request id is looked up and charged in one step and two
-retries of one request cannot both be charged.
+retries of one request cannot both be charged. Writers of one process queue on a lock of their
+own before they ask SQLite: a writer SQLite finds busy polls with sleeps of up to 100 ms, which
+put a tail on the latency of concurrent requests (docs/serving.md, "Latency under load").
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import queue
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,6 +126,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._opened: list[sqlite3.Connection] = []
+        self._writer = threading.Lock()  # one writer of this process at a time, woken in turn
         with self._connect() as db:
             db.execute("PRAGMA journal_mode = WAL")  # persistent: readers never block a writer
             db.executescript(SCHEMA)
@@ -136,8 +140,9 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Ledger]:
         """One transaction holding the write lock; committed (on disk) when the block ends
-        without an exception, rolled back otherwise."""
-        with self._connect() as db:
+        without an exception, rolled back otherwise. Another process writing the same file
+        is waited for by SQLite (up to BUSY_SECONDS)."""
+        with self._writer, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield Ledger(db)
