@@ -270,16 +270,38 @@ def curve_at(record: dict, name: str, budget: int) -> dict:
 
 
 def blackbox_tuning(report: dict) -> str:
-    """The tuning set's grid: each provider's pool mistakes, ours with each setting changed."""
-    budgets = report["budgets"]
+    """The tuning set's grid (each provider's pool mistakes, ours with each setting changed
+    alone), the rule's scores and choice, and where the semicircle was the larger step."""
+    budgets, tuning = report["budgets"], report["tuning"]
     parts = [
-        "The settings of the black-box benchmark's method, each value changed alone, on the "
-        "tuning set: the first pool mistakes of the "
-        f"{' and '.join(report['providers'])} providers (never reported). Chosen: "
-        f"{report_settings(report)}."
+        "The black-box benchmark's settings, each value changed alone, on the tuning set: the "
+        f"first pool mistakes of the {' and '.join(report['providers'])} providers (never "
+        f"reported). The rule: {tuning['rule']}."
     ]
     for family, record in report["providers"].items():
         parts.append(provider_heading(family, record) + "\n\n" + curves_table(record, budgets))
+    rows = [
+        [key, ", ".join(f"{value} {number(score)}" for value, score in scores.items())]
+        for key, scores in tuning["scores"].items()
+    ]
+    choice = ", ".join(f"{key}={value}" for key, value in tuning["choice"].items())
+    parts.append(
+        "**Scores** (the sum the rule minimizes, per value)\n\n"
+        + table(rows, ["setting", "value and score"])
+        + f"\n\nChosen by the rule: {choice}; the benchmark's settings are the rule's choice: "
+        + verdict(tuning["settings_are_the_choice"])
+    )
+    larger = "; ".join(
+        f"{r['family']} at {r['budget']} queries, {'with' if r['starts'] else 'without'} starts "
+        f"({number(r['semicircle'])}× against {number(r['hopskipjump'])}×)"
+        for r in tuning["semicircle_larger_than_hopskipjump"]
+    )
+    parts.append(
+        "Where the semicircle was larger than HopSkipJump's step: "
+        + (larger or "nowhere")
+        + f". The rule's default step for `boundary.explain`: "
+        f"`{tuning['default_step_by_the_rule']}`; the helper's: `{tuning['default_step']}`."
+    )
     return "\n\n".join(parts)
 
 

@@ -18,10 +18,9 @@ BUDGETS = st.tuples(st.integers(1, 8), st.integers(0, 40), st.integers(0, 5))
 
 def pool_starts(model, x, y, seed: int, num_pool: int = 40):
     """``surrogate.nearest_answered`` on a pool of random images the provider labelled: the
-    starts an end user has at no query (the record's model is never called)."""
+    starts an end user has at no query."""
     pool, _ = make_batch(seed + 1, num_pool, x.dtype)
-    trained = surrogate.Surrogate(model, pool, BlackBox(model).labels(pool), num_pool, [])
-    return surrogate.nearest_answered(trained, x, y)
+    return surrogate.nearest_answered(x, y, pool, BlackBox(model).labels(pool))
 
 
 @settings(max_examples=16, deadline=None)
@@ -323,6 +322,7 @@ def test_nearest_answered_picks_the_nearest_pool_image_of_the_class_asked_for():
     y = torch.tensor([1, 0, 2, 1])
     # (0.5, 0.4) is 0.1 from (0.4, 0.4), (1, 1) 0.85; no image was answered 2: x itself
     expected = torch.stack([pool[2], pool[0], x[2], pool[1]])
-    for targets in (labels, torch.nn.functional.one_hot(labels, 4).float() * 0.7 + 0.075):
-        trained = surrogate.Surrogate(torch.nn.Identity(), pool, targets, 4, [])
-        assert torch.equal(surrogate.nearest_answered(trained, x, y), expected)
+    for answers in (labels, torch.nn.functional.one_hot(labels, 4).float() * 0.7 + 0.075):
+        assert torch.equal(surrogate.nearest_answered(x, y, pool, answers), expected)
+    with pytest.raises(ValueError, match="one label .M,. or one row"):
+        surrogate.nearest_answered(x, y, pool, labels[:3])
