@@ -19,7 +19,6 @@ from helpers.records import Explanation, Mistakes
 
 BUDGETS = (10, 25, 50, 100, 250, 500)  # black-box queries per image
 SCHEDULE_QUERIES = 20  # the surrogate-guided step's share of a budget, at most
-BITS = 8  # every black box answers about images rounded as a PNG stores them, as an API does
 MAIN_POOL = 1000  # the end user's pool: the label curve matches its optimizer steps
 # The peers' settings. HopSkipJump's are ART's defaults but for init_eval (10: its first
 # rounds fit small budgets); GeoDA's were chosen on the SmallCNN provider's pool mistakes (the
@@ -66,14 +65,23 @@ def rounded_rate(model, result: Explanation) -> float:
 
 
 def ours_curve(
-    model, net, mistakes: Mistakes, whitebox: Explanation, budgets, name: str, **settings
+    model,
+    net,
+    mistakes: Mistakes,
+    whitebox: Explanation,
+    budgets,
+    name: str,
+    bits: int | None = None,
+    **settings,
 ) -> list[dict]:
     """``boundary.explain`` with ``settings`` at every budget, each run alone through a fresh
     black box (its probes plan for the budget, so a longer run read at n would differ): the
-    surrogate-guided step spends up to SCHEDULE_QUERIES, the search the rest."""
+    surrogate-guided step spends up to SCHEDULE_QUERIES, the search the rest. ``bits``: the
+    black box answers about images rounded to that many bits, as an API that takes PNGs does,
+    and the engine keeps the rounded image (None: unrounded images)."""
     records = []
     for budget in budgets:
-        black_box, elapsed = blackbox.BlackBox(model, bits=BITS), clock()
+        black_box, elapsed = blackbox.BlackBox(model, bits=bits), clock()
         schedule = min(SCHEDULE_QUERIES, budget)
         result = boundary.explain(
             black_box,
@@ -118,12 +126,11 @@ def peer_curve(
     spent = torch.zeros(len(x), dtype=torch.int64)
     elapsed = clock()
     for i in range(len(x)):
-        # x's answer too; the box rounds each image to BITS and answers about the rounded one
-        black_box = blackbox.BlackBox(model, max_queries=max(budgets) + 1, bits=BITS)
+        black_box = blackbox.BlackBox(model, max_queries=max(budgets) + 1)  # x's answer too
         first = int(mistakes.y_pred[i])
 
         def predict(batch: np.ndarray, i=i, black_box=black_box, first=first) -> np.ndarray:
-            images = black_box.quantize(torch.from_numpy(batch).to(x).clamp(0, 1))
+            images = torch.from_numpy(batch).to(x).clamp(0, 1)
             room = min(len(images), black_box.queries_left)
             before = black_box.queries  # the answer on x among them: the next is query `before`
             answers = black_box.labels(images[:room])
@@ -234,7 +241,7 @@ def label_curve(
             num_epochs=epochs,
             generator=torch.Generator().manual_seed(seed),
         )
-        result = transfer.explain(blackbox.BlackBox(model, bits=BITS), trained.model, mistakes)
+        result = transfer.explain(blackbox.BlackBox(model), trained.model, mistakes)
         queries = trained.label_queries
         record = metrics.label_record(pool_size, False, queries, None, result, whitebox)
         records.append({**record, "success_after_rounding": rounded_rate(model, result)})
