@@ -99,7 +99,7 @@ def explain(
     strategy = (strategy or Strategy()).but(**changes)
     x, y, index, answers = transfer.prepare(black_box, surrogate, x, y, index)
     if starts is not None:
-        check_starts(starts, x)
+        _check_starts(starts, x)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     budget = strategy.max_queries + num_shrink_queries
     run = Run(answers, x, y, index=index, name="black box", max_queries=budget, progress=progress)
@@ -114,7 +114,7 @@ def explain(
         return run.finish(f"blackbox_{strategy.method}_boundary", settings)
 
 
-def check_starts(starts: object, x: Tensor) -> None:
+def _check_starts(starts: object, x: Tensor) -> None:
     """Check that ``starts`` are images shaped like ``x`` (N, C, H, W), of its dtype and on its
     device, before the black box is asked anything."""
     validation.check_images(starts, "starts")
