@@ -1,253 +1,403 @@
-"""Black-box explanations side by side: query strategies on surrogates, against transfer only.
+"""Label-only explanations of providers of several families, each family left out of the end
+user's candidates, every setting chosen away from the mistakes reported (issue 27).
 
-Run from the repository root, in the project's environment (`./run test` or `./run course`
-creates it):
+Run from the repository root, in the project's environment (`./run bench blackbox` installs ART):
 
-    .venv/bin/python benchmarks/blackbox.py                  # the course's model, bundled data
-    .venv/bin/python benchmarks/blackbox.py --dataset mnist --device cuda
+    .venv/bin/python benchmarks/blackbox.py --num-threads 1          # build/bench/blackbox.json
+    .venv/bin/python benchmarks/blackbox.py --num-threads 1 --tune   # the tuning set's grid
 
-The end user sees the provider's CNN only through `blackbox.BlackBox`. Each surrogate is trained
-on the user's pool with at most 1,000 label queries; each strategy then explains the same
-misclassified test images through a fresh black box, counting its queries per image; success
-after rounding counts the explanations still answered y once rounded to 8 bits, as an API takes
-them (`metrics.success_after_rounding`). Norms are
-compared with the white-box minimal explanation of the same images (DeepFool + 10 refinement
-steps on the provider's model: what the developer would see). Prints a table and writes
-build/bench/blackbox.json.
+Four providers, each of another family, are trained as notebook 01 trains its CNN (8 epochs from
+the seed on the bundled ``train`` split): the course's SmallCNN, LeNetBN, SmallResNet, and
+PatchMixer (a tiny MLP-Mixer, in no candidate list of the package). For each, the end user
+labels the 1,000 ``pool`` images through the black box (probabilities), chooses the surrogate's
+architecture by held-out agreement among CANDIDATES less the provider's own family (leave one
+family out) and trains an ensemble of ``--num-members`` of it.
+
+Two sets of mistakes per provider, never mixed:
+
+- the *tuning* set, its first ``--max-images`` mistakes on the pool split (the user's own
+  images), run by ``--tune`` on the SmallCNN and LeNetBN providers with TUNING's grid, which
+  chose every setting of ours that SETTINGS names, and GeoDA's (curves.PEERS);
+- the *reported* set, its first ``--max-images`` mistakes on the test split (by index).
+
+On the reported set, every method explains the same mistakes at every budget of
+``curves.BUDGETS`` black-box queries per image: ours (``boundary.explain`` with SETTINGS and
+starts, the nearest pool image the black box answered y: no query), the search without starts
+and as it was before issue 27, and ART's HopSkipJump, GeoDA and Sign-OPT from the same starts,
+each peer run once at the largest budget and read at each smaller one (``curves.peer_curve``).
+Their black box answers about the images as asked; ours also runs through one that answers about
+images rounded to 8 bits, as an API that takes PNGs does (the engine then keeps the rounded
+image). Sizes are median L2 ÷ the developer's explanation (``attacks.explain(provider, ...,
+"deepfool_refined")``); success is also given once every x_adv is rounded to 8 bits. The
+headline is the median over the providers. The label curve checks the paper's point (≥ 95% at
+≤ 8.73 queries) with surrogates from at most 150 labels. The defaults fit about 15 minutes at
+1 thread on a 2-core CPU (the JSON keeps wall and CPU seconds, and the load average).
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 import statistics
-import time
 
 import common
 import curves
 import torch
 
-from helpers import attacks, blackbox, data, evaluation, metrics, surrogate
-from helpers.attacks import transfer
+from helpers import attacks, blackbox, data, evaluation, metrics, surrogate, training
+from helpers.attacks import boundary
 
 PAPER = metrics.PAPER_BLACKBOX
-MAX_LABEL_QUERIES = 1000
+FAMILIES = ("SmallCNN", "LeNetBN", "SmallResNet", "PatchMixer")  # PatchMixer: no candidate's
+CANDIDATES = ("SurrogateCNN", "SmallCNN", "MLP", "LeNetBN")  # the end user's choice
+TUNING_FAMILIES = ("SmallCNN", "LeNetBN")  # whose pool mistakes chose the settings
+LABEL_QUERIES = 1000  # the end user's pool, labelled once
+PAPER_POOL_SIZES = (15, 150)  # the label curve: the paper's point from <= 150 labels (15:
+# the journal version's 0.5% of the provider's training set)
 
-# surrogate name -> settings of surrogate.train_surrogate (on the user's pool)
-SURROGATES = {
-    "pool, probabilities": {"probabilities": True},
-    "pool, labels": {"probabilities": False},
-    "seed 125 + 3 Jacobian rounds, probabilities": {
-        "num_seed": 125,
-        "num_rounds": 3,
-        "probabilities": True,
-    },
-    curves.CHOSEN: {  # the same 1,000 answers decide the architecture, then train 8 of it
-        "probabilities": True,
-        "architecture": curves.CANDIDATES,
-        "num_members": curves.NUM_MEMBERS,
-    },
+# ours' settings, chosen on the tuning set (``--tune``: TUNING's values, one changed at a time)
+SETTINGS = {"step": "semicircle", "num_directions": 80, "starts": True}
+TUNING = {"step": boundary.STEPS, "num_directions": (20, 40, 80), "starts": (False, True)}
+TARGET_BUDGETS = (100, 500)  # where issue 27 judges the size: the budgets the rule sums over
+RULE = (
+    "for each setting of TUNING, the value whose curve (the other settings as chosen) has the "
+    "smallest sum, over the tuning providers, of the median L2 ratio at 100 and 500 queries (a "
+    "run without them: at its largest budget); a tie keeps the value chosen. "
+    "boundary.explain's default step is the semicircle only if it is at least as small as "
+    "HopSkipJump's step at every budget on every tuning provider"
+)
+OURS = "ours: semicircle, pool starts"
+OURS_8_BITS = "ours through an API of 8-bit images"
+METHODS = {  # name -> settings of boundary.explain (bits: the black box's); the peers follow
+    OURS: SETTINGS,
+    OURS_8_BITS: {**SETTINGS, "bits": 8},
+    "semicircle, no starts": {**SETTINGS, "starts": False},
+    "before issue 27: HopSkipJump step, no starts": {"step": "hopskipjump", "starts": False},
 }
-MAIN = "pool, probabilities"
-
-# strategy name -> (surrogate, settings of transfer.explain)
-STRATEGIES = {
-    "transfer only: DeepFool on the surrogate": (MAIN, {"max_queries": 1}),
-    "transfer only: iterative L2 on the surrogate": (
-        MAIN,
-        {"method": "iterative_l2", "step_size": 0.1, "max_queries": 1},
-    ),
-    "schedule ×1.5 (DeepFool)": (MAIN, {}),
-    "schedule ×1.5 + 3 shrink steps": (MAIN, {"num_shrink_steps": 3}),
-    "schedule ×1.25 + 3 shrink steps": (MAIN, {"growth": 1.25, "num_shrink_steps": 3}),
-    "schedule ×1.5, iterative L∞ directions": (MAIN, {"method": "iterative_linf"}),
-    "schedule ×1.5, labels-only surrogate": ("pool, labels", {}),
-    "schedule ×1.5, Jacobian surrogate": ("seed 125 + 3 Jacobian rounds, probabilities", {}),
-}
-
-
-def train_surrogates(model, dataset, check, device, args) -> dict:
-    """Train every surrogate of SURROGATES with its own budgeted black box."""
-    trained = {}
-    for name, settings in SURROGATES.items():
-        black_box = blackbox.BlackBox(model, max_queries=MAX_LABEL_QUERIES)
-        start = time.perf_counter()
-        result = surrogate.train_surrogate(
-            black_box,
-            dataset.pool.x.to(device),
-            num_classes=dataset.num_classes,
-            num_epochs=args.surrogate_epochs,
-            generator=torch.Generator().manual_seed(args.seed),
-            check=check,
-            **settings,
-        )
-        assert result.label_queries == black_box.queries <= MAX_LABEL_QUERIES
-        trained[name] = {
-            "model": result.model,
-            "label_queries": result.label_queries,
-            "agreement": result.agreement,
-            "seconds": time.perf_counter() - start,
-            "settings": result.settings,
-            "held_out_agreement": result.candidates,
-        }
-        print(
-            f"surrogate '{name}': {result.label_queries} label queries, agreement "
-            f"{result.agreement:.2%}, {trained[name]['seconds']:.1f} s"
-            + (f"; held out: {result.candidates}" if result.candidates else "")
-        )
-    return trained
-
-
-def run_strategy(model, trained, x, y, whitebox, device, settings) -> dict:
-    """Explain (x, y) through a fresh black box and describe the result."""
-    black_box = blackbox.BlackBox(model)
-    with common.timer(device) as seconds:
-        result = transfer.explain(black_box, trained["model"], x, y, **settings)
-    fresh = evaluation.predict_logits(model, result.x_adv).argmax(1) == y
-    assert torch.equal(result.success, fresh)
-    assert black_box.queries == result.forward_passes.sum().item()
-    both = result.success & whitebox.success
-    similar = metrics.similarity(result.delta, whitebox.delta)
-    queries = result.queries.tolist()
-    nan = float("nan")
-    median = lambda t: t[both].median().item() if both.any() else nan  # noqa: E731
-    return {
-        "success_rate": result.success.float().mean().item(),
-        "success_after_rounding": curves.rounded_rate(model, result),
-        "mean_queries": statistics.fmean(queries),
-        "median_queries": statistics.median(queries),
-        "label_queries": trained["label_queries"],
-        "surrogate_agreement": trained["agreement"],
-        "median_l2": result.l2[result.success].median().item() if result.success.any() else nan,
-        "median_l2_ratio_to_whitebox": median(result.l2 / whitebox.l2),
-        "median_cosine_to_whitebox": median(similar.cosine),
-        "median_top50_overlap_with_whitebox": median(similar.overlap),
-        "seconds": seconds(),
-        "device": str(device),
-        "settings": result.settings,
-    }
+TUNED_ON = (
+    "each setting of TUNING by RULE on the tuning set: the first pool mistakes (the end user's "
+    f"own images) of the {' and '.join(TUNING_FAMILIES)} providers, never a test mistake "
+    "(build/bench/blackbox_tuning.json). There the starts changed nothing: a tie, kept (they "
+    "cost no query). GeoDA's settings were chosen on the SmallCNN provider's pool mistakes. The "
+    "search's constants (boundary.TOLERANCE, FREE_SHARE, SPREAD, RADIUS, ARC_TOLERANCE; the "
+    "schedule's 20 queries and growth 1.5) were set before issue 27, partly on the course "
+    "SmallCNN's test mistakes, and the SmallCNN provider is that model. The prototype that "
+    "proposed the semicircle and the starts reported on all four providers' test mistakes"
+)
 
 
 def main() -> None:
     parser = common.parser(__doc__, "blackbox.json")
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--num-members", type=int, default=4, help="the surrogate's ensemble")
     parser.add_argument("--surrogate-epochs", type=int, default=40)
-    parser.add_argument("--max-queries", type=int, default=20, help="black-box queries per image")
-    parser.add_argument("--budgets", type=int, nargs="*", default=curves.BUDGETS)
-    parser.add_argument("--pool-sizes", type=int, nargs="*", default=curves.POOL_SIZES)
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(curves.BUDGETS))
+    parser.add_argument("--pool-sizes", type=int, nargs="*", default=list(PAPER_POOL_SIZES))
+    parser.add_argument(
+        "--peers", nargs="*", default=list(curves.PEERS), choices=list(curves.PEERS)
+    )
+    parser.add_argument("--tune", action="store_true", help="the tuning set and TUNING's grid")
+    parser.set_defaults(max_images=20, num_threads=1)
     args = parser.parse_args()
-    common.require_peers("art")
-    lesson, model, metadata, mistakes = common.setup(args)
-    device, dataset, (x, y) = lesson.device, lesson.dataset, (mistakes.x, mistakes.y)
-    # the referee's answers on the test set, to grade agreement; no user pays for these
-    test_x = dataset.test.x.to(device)
-    check = data.Split(test_x, evaluation.predict_logits(model, test_x).argmax(1))
-    whitebox = attacks.explain(model, x, y, method="deepfool_refined")
-    trained = train_surrogates(model, dataset, check, device, args)
-
-    results = {}
-    for name, (surrogate_name, settings) in STRATEGIES.items():
-        settings = {"max_queries": args.max_queries, **settings}
-        record = run_strategy(model, trained[surrogate_name], x, y, whitebox, device, settings)
-        results[name] = {**record, "surrogate": surrogate_name}
-
-    print()
-    common.print_table(results, COLUMNS, "strategy", 46)
-    print("\nbudget curve: black-box queries per image against size (×wb) and direction (cos)")
-    starts = curves.starts_of_true_class(model, check_split(dataset, device), x, y)
-    surrogates = {name: trained[name]["model"] for name in (MAIN, curves.CHOSEN)}
-    budget_curve = curves.budget_curve(
-        model, surrogates, MAIN, mistakes, whitebox, starts, args.budgets
-    )
-    spread = curves.seed_spread(
-        model, surrogates[curves.CHOSEN], mistakes, whitebox, max(args.budgets)
-    )
-    print(f"\nlabel curve: surrogates from pools of {args.pool_sizes} images")
-    label_curve = curves.label_curve(model, dataset, mistakes, check, args.pool_sizes, args)
-    print(
-        f"\npaper (method 2, their model and data): {PAPER.success_rate:.2%} success at "
-        f"{PAPER.mean_queries} queries per image; ×wb, cos, top50: per-image medians against "
-        "the white-box DeepFool + 10 refinement steps on the same images"
-    )
-    report = {
-        "dataset": dataset.name,
-        "num_misclassified": len(x),
-        "model_test_accuracy": metadata["test_accuracy"],
-        "device": str(device),
-        "whitebox": {
-            "settings": whitebox.settings,
-            "success_rate": whitebox.success_rate,
-            "median_l2": whitebox.l2[whitebox.success].median().item(),
-        },
-        "paper": {"success_rate": PAPER.success_rate, "mean_queries": PAPER.mean_queries},
-        "surrogates": {
-            name: {k: v for k, v in record.items() if k != "model"}
-            for name, record in trained.items()
-        },
-        "strategies": results,
-        "budget_curve": budget_curve,
-        "probe_seed_spread": spread,
-        "label_curve": label_curve,
-        "label_curve_settings": {
-            "jacobian_rounds": curves.JACOBIAN_ROUNDS,
-            "label_budget": "pool size, × 2^jacobian_rounds with augmentation",
-            "probabilities": True,
-            "num_epochs": "as many optimizer steps as surrogate_epochs over 1,000 images",
-            "surrogate_epochs": args.surrogate_epochs,
-        },
-        "hopskipjump_settings": curves.HOPSKIPJUMP,
-        "targets": {
-            **check_targets(results),
-            **curves.check_targets(budget_curve, label_curve, PAPER),
-        },
-    }
-    common.write_report(args.output, report)
-    write_figures(args.output, budget_curve, label_curve)
+    if args.tune:
+        args.families = [f for f in args.families if f in TUNING_FAMILIES]
+        args.output = args.output.with_name(f"{args.output.stem}_tuning.json")
+    if args.peers and not args.tune:
+        common.require_peers("art")
+    torch.set_num_threads(args.num_threads)
+    dataset = data.load_dataset(args.dataset)
+    elapsed, load = curves.clock(), os.getloadavg()
+    providers: dict[str, dict] = {}
+    for family in args.families:
+        providers[family] = run_provider(family, dataset, args)
+        write(args, providers, elapsed(), load)
+    if not args.tune:
+        write_figure(args.output, providers)
 
 
-def write_figures(output, budget_curve: list[dict], label_curve: list[dict]) -> None:
-    """The two curves as PNG figures beside the JSON (docs/benchmarks.md shows copies of them)."""
+def write_figure(output, providers: dict) -> None:
+    """The headline as a PNG beside the JSON (docs/benchmarks.md shows a copy): each method's
+    median over the providers, and its lowest success."""
     from helpers import plotting
 
-    figures = {
-        "budget_curve": plotting.plot_budget_curve(budget_curve),
-        "label_curve": plotting.plot_label_curve(label_curve),
-    }
-    for name, fig in figures.items():
-        path = output.with_name(f"{output.stem}_{name}.png")
-        plotting.save_figure(fig, path)
-        print(f"wrote {path}")
-
-
-COLUMNS = [  # (header, key, format)
-    ("success", "success_rate", "8.2%"),
-    ("8-bit", "success_after_rounding", "7.2%"),
-    ("mean q", "mean_queries", "7.2f"),
-    ("med q", "median_queries", "6.1f"),
-    ("labels", "label_queries", "7d"),
-    ("agree", "surrogate_agreement", "7.2%"),
-    ("med L2", "median_l2", "7.3f"),
-    ("×wb", "median_l2_ratio_to_whitebox", "6.2f"),
-    ("cos", "median_cosine_to_whitebox", "5.2f"),
-    ("top50", "median_top50_overlap_with_whitebox", "6.2f"),
-    ("seconds", "seconds", "8.2f"),
-]
-
-
-def check_split(dataset, device) -> data.Split:
-    """The test images with their true labels (HopSkipJump's starts come from them)."""
-    return data.Split(dataset.test.x.to(device), dataset.test.y.to(device))
-
-
-def check_targets(results: dict) -> dict:
-    """Which strategies meet the issue's target: ≥95% success at ≤8.73 mean queries, with at
-    most 1,000 label queries."""
-    met = [
-        name
-        for name, r in results.items()
-        if r["success_rate"] >= 0.95
-        and r["mean_queries"] <= PAPER.mean_queries
-        and r["label_queries"] <= MAX_LABEL_QUERIES
+    records = [
+        {
+            "method": name,
+            "budget": p["budget"],
+            "median_l2_ratio_to_whitebox": p["median_over_providers"],
+            "success_rate": p["lowest_success_rate"],
+        }
+        for name, line in headline(providers).items()
+        for p in line
     ]
-    print(f"target (≥95% at ≤8.73 queries, ≤1,000 label queries): {met or 'NOT MET'}")
-    return {"success_at_paper_queries": met}
+    title = f"Median over {len(providers)} providers, each family left out of the candidates"
+    path = output.with_name(f"{output.stem}_budget_curve.png")
+    plotting.save_figure(plotting.plot_budget_curve(records, title=title), path)
+    print(f"wrote {path}")
+
+
+def run_provider(family: str, dataset: data.Dataset, args) -> dict:
+    """Everything the report holds about one provider."""
+    seconds = {}
+    elapsed = curves.clock()
+    model, metadata, _ = training.train_new_cnn(
+        dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
+    )
+    model.eval()
+    seconds["provider"], elapsed = elapsed(), curves.clock()
+    trained = train_user_surrogate(model, dataset, family, args)
+    seconds["surrogate"], elapsed = elapsed(), curves.clock()
+    split = dataset.pool if args.tune else dataset.test
+    mistakes = evaluation.find_misclassified(model, split)
+    mistakes = mistakes[mistakes.index.argsort()[: args.max_images]]  # the first, by index
+    whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
+    # the pool images the black box answered y: no query
+    starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
+    record = {
+        "test_accuracy": metadata["test_accuracy"],
+        "surrogate": {
+            "candidates": trained.candidates,
+            "chosen": trained.settings["chosen"],
+            "label_queries": trained.label_queries,
+        },
+        "set": {
+            "role": "tuning" if args.tune else "reported",
+            "split": "pool" if args.tune else "test",
+            "num_mistakes": len(mistakes),
+            "index": mistakes.index.tolist(),
+            "whitebox_median_l2": whitebox.l2[whitebox.success].median().item(),
+            "starts_median_l2_ratio": (
+                statistics.median(
+                    ((starts - mistakes.x).flatten(1).norm(dim=1) / whitebox.l2).tolist()
+                )
+            ),
+        },
+        "seconds": seconds,
+    }
+    print(
+        f"{family}: test accuracy {metadata['test_accuracy']:.2%}, {len(mistakes)} mistakes; "
+        f"surrogate {trained.settings['chosen']} ×{args.num_members} of {trained.candidates}",
+        flush=True,
+    )
+    methods = tuning_grid() if args.tune else METHODS
+    record["curves"] = curves_ = {}
+    for name, settings in methods.items():
+        options = {**settings, "starts": starts if settings["starts"] else None}
+        curves_[name] = curves.ours_curve(
+            model, trained.model, mistakes, whitebox, args.budgets, name, **options
+        )
+        print(f"  {name:48}" + row(curves_[name]), flush=True)
+    for name in [] if args.tune else args.peers:
+        curves_[curves.LABELS[name]] = curves.peer_curve(
+            name, model, mistakes, whitebox, starts, args.budgets
+        )
+        print(f"  {curves.LABELS[name]:48}" + row(curves_[curves.LABELS[name]]), flush=True)
+    seconds["curves"], elapsed = elapsed(), curves.clock()
+    if args.pool_sizes and not args.tune:
+        record["label_curve"] = curves.label_curve(
+            model,
+            dataset,
+            mistakes,
+            whitebox,
+            args.pool_sizes,
+            num_epochs=args.surrogate_epochs,
+            seed=args.seed,
+        )
+        seconds["label_curve"] = elapsed()
+    record["targets"] = targets(record)
+    return record
+
+
+def train_user_surrogate(model, dataset: data.Dataset, family: str, args) -> surrogate.Surrogate:
+    """The end user's surrogate: LABEL_QUERIES probability answers on the pool, the architecture
+    chosen among CANDIDATES less ``family`` by held-out agreement, an ensemble of it."""
+    return surrogate.train_surrogate(
+        blackbox.BlackBox(model, max_queries=LABEL_QUERIES),
+        dataset.pool.x,
+        num_classes=dataset.num_classes,
+        probabilities=True,
+        num_epochs=args.surrogate_epochs,
+        architecture=[name for name in CANDIDATES if name != family],
+        num_members=args.num_members,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+
+
+def tuning_grid() -> dict[str, dict]:
+    """SETTINGS, each value of TUNING changed alone, and the search before issue 27 (the step
+    without starts, as ``boundary.explain`` runs by default)."""
+    grid = {"chosen: " + describe(SETTINGS): SETTINGS}
+    for key, values in TUNING.items():
+        for value in values:
+            if value != SETTINGS[key]:
+                settings = {**SETTINGS, key: value}
+                grid[describe(settings)] = settings
+    before = METHODS["before issue 27: HopSkipJump step, no starts"]
+    grid[describe({**SETTINGS, **before})] = {**SETTINGS, **before}
+    return grid
+
+
+def choose(providers: dict) -> dict:
+    """RULE on the tuning set's curves: each setting's score per value and the value chosen,
+    whether SETTINGS is that choice, and where the semicircle was larger than HopSkipJump's
+    step (with and without starts), which decides boundary.explain's default step."""
+    grid = tuning_grid()
+    first = next(iter(providers.values()))["curves"]["chosen: " + describe(SETTINGS)]
+    measured = {p["budget"] for p in first}
+    budgets = [b for b in TARGET_BUDGETS if b in measured] or [max(measured)]
+
+    def curve(family: str, settings: dict) -> dict[int, float]:
+        name = next(name for name, entry in grid.items() if entry == settings)
+        points = providers[family]["curves"][name]
+        return {p["budget"]: p["median_l2_ratio_to_whitebox"] for p in points}
+
+    scores, choice = {}, {}
+    for key, values in TUNING.items():
+        total = {
+            value: sum(
+                curve(family, {**SETTINGS, key: value})[budget]
+                for family in providers
+                for budget in budgets
+            )
+            for value in values
+        }
+        best = min(total.values())
+        choice[key] = SETTINGS[key] if total[SETTINGS[key]] == best else min(total, key=total.get)
+        scores[key] = {str(value): score for value, score in total.items()}
+    larger = []
+    for family in providers:
+        for starts in (True, False):
+            semicircle, hop = (
+                curve(family, {**SETTINGS, "step": step, "starts": starts})
+                for step in ("semicircle", "hopskipjump")
+            )
+            larger += [
+                {"family": family, "budget": budget, "starts": starts}
+                | {"semicircle": ratio, "hopskipjump": hop[budget]}
+                for budget, ratio in semicircle.items()
+                if ratio > hop[budget]
+            ]
+    return {
+        "rule": RULE,
+        "rule_budgets": budgets,
+        "scores": scores,
+        "choice": choice,
+        "settings_are_the_choice": choice == SETTINGS,
+        "semicircle_larger_than_hopskipjump": larger,
+        "default_step_by_the_rule": "hopskipjump" if larger else "semicircle",
+        "default_step": inspect.signature(boundary.explain).parameters["step"].default,
+    }
+
+
+def describe(settings: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in settings.items())
+
+
+def row(curve: list[dict]) -> str:
+    return "".join(
+        f"  {p['budget']}: {p['median_l2_ratio_to_whitebox']:.3f}"
+        + ("" if p["success_rate"] == 1 else f" ({p['success_rate']:.0%})")
+        for p in curve
+    )
+
+
+def targets(record: dict) -> dict:
+    """Issue 27's targets on one provider: 100% success at every budget (and after rounding to
+    8 bits, through the API of 8-bit images), ≤ 1.5× at 100 queries and ≤ 1.2× at 500, smaller
+    than every peer at every budget, the paper's point from ≤ 150 labels; None where the run
+    did not measure it."""
+    curve = {p["budget"]: p for p in record["curves"].get(OURS, [])}
+    rounded = record["curves"].get(OURS_8_BITS)
+    peers = [c for name, c in record["curves"].items() if name in curves.LABELS.values()]
+
+    def within(budget: int, ratio: float) -> bool | None:
+        p = curve.get(budget)
+        return None if p is None else p["median_l2_ratio_to_whitebox"] <= ratio
+
+    smaller = [
+        curve[p["budget"]]["median_l2_ratio_to_whitebox"] < p["median_l2_ratio_to_whitebox"]
+        for peer in peers
+        for p in peer
+        if p["budget"] in curve
+    ]
+    labels = record.get("label_curve")
+    reached = [  # success rates are float32 means: 19 of 20 is 0.94999998
+        r
+        for r in labels or []
+        if round(r["success_rate"], 6) >= 0.95
+        and r["mean_queries"] <= PAPER.mean_queries
+        and r["label_queries"] <= 150
+    ]
+    return {
+        "all_explained": all(p["success_rate"] == 1 for p in curve.values()) if curve else None,
+        "all_explained_after_rounding": (
+            all(p["success_after_rounding"] == 1 for p in rounded) if rounded else None
+        ),
+        "within_1.5x_at_100": within(100, 1.5),
+        "within_1.2x_at_500": within(500, 1.2),
+        "smaller_than_peers_at_every_budget": all(smaller) if smaller else None,
+        "paper_point_from_at_most_150_labels": bool(reached) if labels else None,
+    }
+
+
+def headline(providers: dict) -> dict:
+    """Per method measured on every provider: at each budget, the median over the providers of
+    their median L2 ratio, the worst provider's, and the lowest success rates."""
+    names = set.intersection(*(set(p["curves"]) for p in providers.values()))
+    lines = {}
+    for name in next(iter(providers.values()))["curves"]:
+        if name not in names:
+            continue
+        per = [p["curves"][name] for p in providers.values()]
+        lines[name] = [
+            {
+                "budget": points[0]["budget"],
+                "median_over_providers": statistics.median(
+                    q["median_l2_ratio_to_whitebox"] for q in points
+                ),
+                "worst_provider": max(q["median_l2_ratio_to_whitebox"] for q in points),
+                "lowest_success_rate": min(q["success_rate"] for q in points),
+                "lowest_success_after_rounding": min(q["success_after_rounding"] for q in points),
+            }
+            for points in zip(*per)
+        ]
+    return lines
+
+
+def overall(providers: dict) -> dict:
+    """A target is met when it is met on every provider (None: measured on none)."""
+    keys = next(iter(providers.values()))["targets"]
+    verdicts = {}
+    for key in keys:
+        values = [p["targets"][key] for p in providers.values() if p["targets"][key] is not None]
+        verdicts[key] = all(values) if values else None
+    return verdicts
+
+
+def write(args, providers: dict, seconds: dict, load: tuple[float, ...]) -> None:
+    report = {
+        "dataset": args.dataset,
+        "role": "tuning" if args.tune else "reported",
+        "families": list(providers),
+        "candidates": list(CANDIDATES),
+        "num_members": args.num_members,
+        "surrogate_epochs": args.surrogate_epochs,
+        "provider_epochs": args.num_epochs,
+        "label_queries": LABEL_QUERIES,
+        "max_images": args.max_images,
+        "budgets": args.budgets,
+        "settings": {"ours": SETTINGS, "peers": curves.PEERS},
+        "tuning_grid": {key: list(values) for key, values in TUNING.items()},
+        "tuned_on": TUNED_ON,
+        "paper": {"success_rate": PAPER.success_rate, "mean_queries": PAPER.mean_queries},
+        "providers": providers,
+        "headline": headline(providers),
+        "targets": overall(providers),
+        **({"tuning": choose(providers)} if args.tune else {}),
+        **seconds,
+        "load_average": {"start": load, "end": os.getloadavg()},
+    }
+    common.write_report(args.output, report)
 
 
 if __name__ == "__main__":

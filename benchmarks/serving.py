@@ -19,11 +19,11 @@ fresh SQLite database; the end user's side is `remote.RemoteBlackBox`, the in-pr
 3. Faults: a client run of --fault-requests batches of 32 (journal on) while the server is killed
    with SIGKILL and restarted --kills times: lost and double-charged queries, and whether its
    answers equal an uninterrupted run's. Targets: 0, 0, equal.
-4. Explanation runs: benchmarks/blackbox.py's step schedule, schedule + shrink and boundary
-   search (100 queries) explain the mistakes with the course's surrogate, through the API
-   (batched: each call of the engine is sent as requests of the API's max_batch images) and in
-   process through `blackbox.BlackBox(model, bits=8)`, the same 8-bit images: wall times, and
-   whether success, queries and sizes are the same. Target: HTTP within 1.5× in process.
+4. Explanation runs: the step schedule, schedule + shrink and the boundary search (100 queries,
+   as benchmarks/blackbox.py runs it) explain the mistakes with the course's surrogate, through
+   the API (batched: each call of the engine is sent as requests of the API's max_batch images)
+   and in process through `blackbox.BlackBox(model, bits=8)`, the same 8-bit images: wall times,
+   and whether success, queries and sizes are the same. Target: HTTP within 1.5× in process.
 5. Phases: what one request of 32 images costs the server (decoding, the forward pass in CPU
    time, alone and as 8 requests batched into one pass, the commit of its charge with
    synchronous = FULL and NORMAL), and the server's CPU time per request under the load of 2.
@@ -42,14 +42,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import blackbox as strategies_table  # benchmarks/blackbox.py
+import blackbox as blackbox_benchmark  # benchmarks/blackbox.py
 import common
 import curves
 import numpy as np
 import torch
 
 from helpers import blackbox, remote, serving
-from helpers.attacks import transfer
+from helpers.attacks import boundary, transfer
 from helpers.serving import codec
 from helpers.serving.plans import Plan
 from helpers.serving.predict import Predictor
@@ -211,16 +211,19 @@ def _equal(a: remote.TopK, b: remote.TopK) -> bool:
     return torch.equal(a.labels, b.labels) and torch.equal(a.probabilities, b.probabilities)
 
 
-# benchmarks/blackbox.py's strategies, run through the API and in process on the same 8-bit
-# images: name -> (method, settings); the boundary search at the budget curve's 100 queries
+# the black-box methods, run through the API and in process on the same 8-bit images: name ->
+# (method, settings); the boundary search at 100 queries, as benchmarks/blackbox.py runs it
 EXPLANATIONS = {
-    name: (transfer.explain, settings)
-    for name, (_, settings) in strategies_table.STRATEGIES.items()
-    if name in ("schedule ×1.5 (DeepFool)", "schedule ×1.5 + 3 shrink steps")
+    "schedule ×1.5 (DeepFool)": (transfer.explain, {}),
+    "schedule ×1.5 + 3 shrink steps": (transfer.explain, {"num_shrink_steps": 3}),
+    "boundary search, 100 queries": (
+        boundary.explain,
+        {
+            "max_queries": curves.SCHEDULE_QUERIES,
+            "num_shrink_queries": 100 - curves.SCHEDULE_QUERIES,
+        },
+    ),
 }
-EXPLANATIONS["boundary search, 100 queries"] = curves.ours(100)[
-    "ours: boundary search, course's surrogate"
-][:2]
 EXPLAIN_PLANS = {  # plan -> (its key, the in-process peer's answers: probabilities or labels)
     "label": ("key-explain-label", False),
     "top5_probabilities": ("key-explain-probabilities", True),
@@ -406,9 +409,9 @@ def main() -> None:
     args = parser.parse_args()
     lesson, model, metadata, mistakes = common.setup(args)
     images = lesson.dataset.test.x
-    surrogate = lesson.surrogate(  # notebook 04's, benchmarks/blackbox.py's main one
-        blackbox.BlackBox(model, max_queries=strategies_table.MAX_LABEL_QUERIES),
-        num_seed=strategies_table.MAX_LABEL_QUERIES,
+    surrogate = lesson.surrogate(  # notebook 04's
+        blackbox.BlackBox(model, max_queries=blackbox_benchmark.LABEL_QUERIES),
+        num_seed=blackbox_benchmark.LABEL_QUERIES,
         probabilities=True,
         num_epochs=args.surrogate_epochs,
     )

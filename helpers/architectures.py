@@ -1,10 +1,10 @@
 """The one table of the architectures the course builds and checkpoints, by name.
 
 ``ARCHITECTURES`` maps a name to its class: the course's CNNs (``helpers.models``), the zoo's
-MLP, LeNet and ResNet (``helpers.zoo``), an ``Ensemble`` of any of them (here, since it builds
-its members by name) and the GAN of notebook 15 (``helpers.generators``). ``classifiers()`` names
-those that map images to logits. Every model keeps its constructor's arguments in ``config``,
-so ``build(name, config)`` makes it again (``helpers.checkpoints``).
+MLP, LeNet, ResNet and MLP-Mixer (``helpers.zoo``), an ``Ensemble`` of any of them (here, since
+it builds its members by name) and the GAN of notebook 15 (``helpers.generators``).
+``classifiers()`` names those that map images to logits. Every model keeps its constructor's
+arguments in ``config``, so ``build(name, config)`` makes it again (``helpers.checkpoints``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "MLP": zoo.MLP,
     "LeNetBN": zoo.LeNetBN,
     "SmallResNet": zoo.SmallResNet,
+    "PatchMixer": zoo.PatchMixer,  # no surrogate candidate list holds it: the unknown family
     "Ensemble": Ensemble,
     "GAN": generators.GAN,
 }

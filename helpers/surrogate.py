@@ -68,6 +68,37 @@ class Surrogate:
         return self.rounds[-1].agreement
 
 
+def nearest_answered(x: Tensor, y: Tensor, pool: Tensor, answers: Tensor) -> Tensor:
+    """For each image, the nearest (L2) image of ``pool`` that the black box answered y to: a
+    point known to be answered y, at no query (``boundary.explain``'s starts).
+
+    Args:
+        x: (N, C, H, W) in [0, 1], the images to explain; y: (N,) their true classes.
+        pool: (M, C, H, W) images the black box answered, such as a ``Surrogate``'s ``x``;
+            answers: its answers, labels (M,) or probabilities (M, K) (read by their argmax),
+            such as the ``Surrogate``'s ``targets``.
+    Returns: (N, C, H, W) in [0, 1]; an image whose class no answer gave keeps x itself, which
+        ``boundary.explain`` reads as no start.
+    """
+    validation.check_images(x, "x")
+    validation.check_labels(y, len(x), device=x.device)
+    validation.check_images(pool, "pool")
+    if answers.shape[:1] != pool.shape[:1] or answers.dim() not in (1, 2):
+        raise ValueError(
+            f"answers must be one label (M,) or one row of probabilities (M, K) per pool image, "
+            f"M = {len(pool)}; got shape {tuple(answers.shape)}."
+        )
+    if len(pool) == 0:
+        return x.clone()
+    pool = pool.to(x.device, x.dtype)
+    labels = (answers.argmax(1) if answers.dim() == 2 else answers).to(x.device)
+    distance = torch.cdist(x.flatten(1), pool.flatten(1))  # (N, M)
+    distance[labels[None] != y[:, None]] = torch.inf
+    nearest = distance.argmin(1)  # (N,)
+    found = torch.isfinite(distance.gather(1, nearest[:, None]))[:, 0]
+    return torch.where(found[:, None, None, None], pool[nearest], x)
+
+
 def new_surrogate(
     image_shape: tuple[int, int, int],
     num_classes: int,
@@ -331,6 +362,7 @@ __all__ = [
     "fit",
     "jacobian_augment",
     "load_or_train",
+    "nearest_answered",
     "new_surrogate",
     "save_surrogate",
     "train_surrogate",

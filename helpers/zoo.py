@@ -1,4 +1,5 @@
-"""Models the course does not train itself: an MLP, a LeNet-style CNN and a small ResNet.
+"""Models the course does not train itself: an MLP, a LeNet-style CNN, a small ResNet and a tiny
+MLP-Mixer (the black-box benchmark's provider of a family that no surrogate candidate list holds).
 
 Each takes pixels in [0, 1] (normalization inside, as in `models.SmallCNN`), returns logits, and
 keeps its constructor arguments in ``config``, so `checkpoints.save` and `checkpoints.load`
@@ -133,4 +134,55 @@ class SmallResNet(models.Classifier):
         return self.classifier(self.features(self.normalize(x)))
 
 
-__all__ = ["LeNetBN", "MLP", "ResidualBlock", "SmallResNet"]
+class PatchMixer(models.Classifier):
+    """A tiny MLP-Mixer (Tolstikhin et al. 2021): ``patch`` x ``patch`` patches embedded in
+    ``dim`` channels, then ``depth`` blocks that mix across patches and across channels, a
+    LayerNorm, the mean over patches and a linear layer.
+
+    Args:
+        shape: image_shape (H and W divisible by ``patch``), num_classes, mean, std, as
+            `models.Classifier` takes them.
+        patch: patch side in pixels; dim: channels per patch; depth: number of blocks.
+    Input (N, C, H, W) in [0, 1]; output logits (N, K).
+    """
+
+    def __init__(
+        self, *shape: Any, patch: int = 4, dim: int = 64, depth: int = 2, **named: Any
+    ) -> None:
+        super().__init__(*shape, patch=patch, dim=dim, depth=depth, **named)
+        channels, height, width = image_shape = self.image_shape
+        if height % patch or width % patch:
+            raise ValueError(f"image_shape={image_shape}: H and W must be multiples of {patch=}")
+        tokens = (height // patch) * (width // patch)
+        self.embed = nn.Conv2d(channels, dim, patch, stride=patch)
+        self.blocks = nn.ModuleList(MixerBlock(tokens, dim) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, self.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.embed(self.normalize(x)).flatten(2).transpose(1, 2)  # (N, tokens, dim)
+        for block in self.blocks:
+            z = block(z)
+        return self.head(self.norm(z).mean(1))
+
+
+class MixerBlock(nn.Module):
+    """An MLP across the tokens, then one across the channels, each after a LayerNorm and with
+    a shortcut: (N, tokens, dim) -> (N, tokens, dim)."""
+
+    def __init__(self, tokens: int, dim: int) -> None:
+        super().__init__()
+        self.norm1, self.tokens = nn.LayerNorm(dim), _mlp(tokens)
+        self.norm2, self.channels = nn.LayerNorm(dim), _mlp(dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z + self.tokens(self.norm1(z).transpose(1, 2)).transpose(1, 2)
+        return z + self.channels(self.norm2(z))
+
+
+def _mlp(width: int) -> nn.Sequential:
+    """Two linear layers, twice as wide inside, with a GELU between: (..., width) -> same."""
+    return nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+
+__all__ = ["LeNetBN", "MLP", "MixerBlock", "PatchMixer", "ResidualBlock", "SmallResNet"]

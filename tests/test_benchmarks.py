@@ -99,71 +99,56 @@ def test_explorer_benchmark_times_every_method(tmp_path):
 @needs_peers("art")
 def test_blackbox_benchmark_writes_every_field(tmp_path):
     output = tmp_path / "blackbox.json"
+    tiny = ("--num-epochs", "1", "--surrogate-epochs", "1", "--num-members", "2")
     run(
         "blackbox.py",
-        "--num-epochs",
-        "1",
-        "--surrogate-epochs",
-        "1",
-        "--max-images",
-        "4",
-        *("--budgets", "10", "25", "--pool-sizes", "15"),
-        "--output",
-        str(output),
+        *tiny,
+        *("--families", "SmallCNN", "PatchMixer", "--max-images", "3"),
+        *("--budgets", "10", "25", "--pool-sizes", "15", "--output", str(output)),
     )
     report = json.loads(output.read_text())
-    budget_fields = {"success_rate", "median_l2_ratio_to_whitebox", "median_cosine", "mean_queries"}
-    budget_fields.add("success_after_rounding")
-    assert {(r["method"], r["budget"]) for r in report["budget_curve"]} >= {
-        ("HopSkipJump, targeted (ART)", 10),
-        ("ours: boundary search, chosen architecture ×8", 25),
-        ("ours: boundary search, course's surrogate", 10),
-    }
-    chosen = report["surrogates"]["pool, probabilities, architecture chosen, ensemble of 8"]
-    held_out = chosen["held_out_agreement"]
-    assert set(held_out) == {"SurrogateCNN", "SmallCNN", "MLP", "LeNetBN"}
-    assert chosen["settings"]["chosen"] == max(held_out, key=held_out.get)
-    assert chosen["label_queries"] == 1000
-    spread = report["probe_seed_spread"]
-    assert [r["seed"] for r in spread] == [0, 1, 2, 3, 4] and {r["budget"] for r in spread} == {25}
-    first = next(
-        r
-        for r in report["budget_curve"]
-        if r["method"] == spread[0]["method"] and r["budget"] == 25
-    )
-    assert spread[0]["median_l2_ratio_to_whitebox"] == first["median_l2_ratio_to_whitebox"]
-    for record in [*report["budget_curve"], *spread]:
-        assert budget_fields <= record.keys() and record["mean_queries"] <= record["budget"]
-        assert 0 <= record["success_after_rounding"] <= record["success_rate"]
-    assert [(r["pool_size"], r["jacobian"]) for r in report["label_curve"]] == [
-        (15, False),
-        (15, True),
+    assert report["role"] == "reported" and report["families"] == ["SmallCNN", "PatchMixer"]
+    methods = [
+        "ours: semicircle, pool starts",
+        "ours through an API of 8-bit images",
+        "semicircle, no starts",
+        "before issue 27: HopSkipJump step, no starts",
+        "HopSkipJump (ART, targeted)",
+        "GeoDA (ART)",
+        "Sign-OPT (ART, targeted)",
     ]
-    assert [r["label_queries"] for r in report["label_curve"]] == [15, 60]
-    label_fields = {"agreement", "success_rate", "success_after_rounding", "mean_queries"}
-    assert label_fields <= report["label_curve"][0].keys()
-    assert "l2_within_1.5x_whitebox_at_100_queries" in report["targets"]
-    assert all(
-        (tmp_path / f"blackbox_{name}.png").stat().st_size
-        for name in ("budget_curve", "label_curve")
+    fields = {"success_rate", "success_after_rounding", "median_l2_ratio_to_whitebox"}
+    for family, provider in report["providers"].items():
+        # the provider's own family is never a candidate of its surrogate
+        assert family not in provider["surrogate"]["candidates"]
+        assert provider["surrogate"]["label_queries"] == 1000
+        assert provider["set"]["split"] == "test" and provider["set"]["num_mistakes"] == 3
+        assert list(provider["curves"]) == methods
+        for name, curve in provider["curves"].items():
+            assert [p["budget"] for p in curve] == [10, 25], name
+            for p in curve:
+                assert fields <= p.keys() and p["mean_queries"] <= p["budget"]
+                assert p["success_after_rounding"] <= p["success_rate"]
+        # a box that answers about rounded images: every explanation is one after rounding
+        for p in provider["curves"]["ours through an API of 8-bit images"]:
+            assert p["success_after_rounding"] == p["success_rate"]
+        assert [r["label_queries"] for r in provider["label_curve"]] == [15]
+        assert set(provider["targets"]) == set(report["targets"])
+    assert list(report["headline"]) == methods
+    assert report["cpu_seconds"] > 0 and len(report["load_average"]["start"]) == 3
+    assert (tmp_path / "blackbox_budget_curve.png").stat().st_size
+    text = benchmark_report().blackbox(report)
+    assert "| ours: semicircle, pool starts |" in text and "**PatchMixer** (test accuracy" in text
+    run(
+        "blackbox.py",
+        *tiny,
+        *("--tune", "--families", "SmallCNN", "--max-images", "2", "--budgets", "10"),
+        *("--output", str(output)),
     )
-    fields = {
-        "success_rate",
-        "success_after_rounding",
-        "mean_queries",
-        "median_queries",
-        "label_queries",
-        "surrogate_agreement",
-        "median_l2",
-        "median_l2_ratio_to_whitebox",
-        "seconds",
-        "device",
-    }
-    assert any("transfer" in name for name in report["strategies"])
-    for name, record in report["strategies"].items():
-        assert fields <= record.keys(), name
-        assert record["label_queries"] <= 1000 and 0 <= record["success_rate"] <= 1
-        assert 0 <= record["success_after_rounding"] <= record["success_rate"]
+    tuning = json.loads((tmp_path / "blackbox_tuning.json").read_text())
+    assert tuning["role"] == "tuning" and tuning["providers"]["SmallCNN"]["set"]["split"] == "pool"
+    assert len(tuning["providers"]["SmallCNN"]["curves"]) == 6  # chosen, 4 changes, the old search
+    assert "the tuning set" in benchmark_report().blackbox_tuning(tuning)
 
 
 @needs_peers("adv_lib", "torchattacks")
@@ -293,43 +278,62 @@ def test_the_report_fills_the_readme_block(tmp_path, monkeypatch, capsys):
         report.main()
 
 
-def test_the_report_shows_the_black_box_curves():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import report
+def test_the_report_says_which_black_box_target_is_met_with_its_figures():
+    report = benchmark_report()
 
-    point = {"success_rate": 1.0, "median_l2_ratio_to_whitebox": 2.5, "median_cosine": 0.4}
-    curve = [{"method": "ours", "budget": b, **point} for b in (10, 100)]
-    curve.append({**curve[1], "method": "rounded", "success_after_rounding": 0.75})
-    labels = [
-        {
-            "pool_size": 15,
-            "jacobian": True,
-            "label_queries": 60,
-            "agreement": 0.5,
-            "success_rate": 0.95,
-            "mean_queries": 4.9,
-        }
-    ]
-    targets = {
-        "size_at_100": False,
-        "beats_peer": True,
-        "smallest_pool": labels[0],
-        "strategies_at_paper_point": ["a", "b"],
-        "unmeasured": None,
+    def curve(name: str, ratios: tuple[float, float], success: float = 1.0) -> list[dict]:
+        return [
+            {
+                "method": name,
+                "budget": budget,
+                "median_l2_ratio_to_whitebox": ratio,
+                "success_rate": success,
+                "success_after_rounding": success,
+            }
+            for budget, ratio in zip((100, 500), ratios)
+        ]
+
+    ours, peer = "ours", "HopSkipJump (ART, targeted)"
+    providers = {
+        "A": {"curves": {ours: curve(ours, (1.4, 1.1)), peer: curve(peer, (3.0, 2.0))}},
+        "B": {"curves": {ours: curve(ours, (2.0, 1.3)), peer: curve(peer, (4.0, 1.3))}},
     }
-    text = report.blackbox(
-        {"strategies": {}, "budget_curve": curve, "label_curve": labels, "targets": targets}
+    labels = {"pool_size": 150, "label_queries": 150, "success_rate": 1.0, "mean_queries": 2.5}
+    providers["A"]["label_curve"] = [labels]
+    headline = {
+        ours: [
+            {
+                "budget": budget,
+                "median_over_providers": median,
+                "worst_provider": worst,
+                "lowest_success_rate": 1.0,
+                "lowest_success_after_rounding": 0.95,
+            }
+            for budget, median, worst in ((100, 1.7, 2.0), (500, 1.2, 1.3))
+        ]
+    }
+    targets = {
+        "within_1.5x_at_100": False,
+        "within_1.2x_at_500": False,
+        "all_explained": True,
+        "smaller_than_peers_at_every_budget": False,
+        "paper_point_from_at_most_150_labels": True,
+    }
+    lines = report.targets({"providers": providers, "headline": headline, "targets": targets})
+    assert lines == [
+        "- ≤ 1.5× the developer's at 100 queries on every provider: **not met** (median over "
+        "providers 1.70×; A 1.40×, B 2.00×)",
+        "- ≤ 1.2× the developer's at 500 queries on every provider: **not met** (median over "
+        "providers 1.20×; A 1.10×, B 1.30×)",
+        "- 100% success at every budget: met (lowest 100%; once rounded to 8 bits, lowest 95%)",
+        "- smaller than HopSkipJump, GeoDA and Sign-OPT at every budget: **not met** (not where "
+        "a peer is as small: B at 500 (HopSkipJump (ART, targeted) 1.30× ≤ 1.30×))",
+        "- the paper's point (≥ 95% at ≤ 8.73 queries) from ≤ 150 label queries: met (A: 150 "
+        "labels, 100% at 2.50 queries)",
+    ]
+    assert "| ours | 1.70× (worst 2.00×; 100%, 95% rounded) | 1.20× (worst 1.30×; 100%, " in (
+        report.headline_table(headline, [100, 500])
     )
-    assert "- size at 100: **not met**\n- beats peer: met\n" in text
-    assert (
-        "- smallest pool: a pool of 15 images with Jacobian augmentation (60 label queries, "
-        "agreement 50%): 95% explained at 4.90 queries per image" in text
-    )
-    assert "- strategies at paper point: a; b\n- unmeasured: not measured in this run" in text
-    assert "| method | 10 queries | 100 queries |" in text
-    assert "| ours | 2.50× (100%, cos 0.40) | 2.50× (100%, cos 0.40) |" in text  # older JSON
-    assert "| rounded | – | 2.50× (100%, 75% after rounding, cos 0.40) |" in text
-    assert "| 15 | yes | 60 | 50% | 95% | – | 4.90 |" in text
 
 
 def test_fixing_benchmark_writes_every_field(tmp_path):

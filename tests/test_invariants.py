@@ -110,6 +110,13 @@ def test_bad_black_box_settings_cost_no_query(method, settings, error, message):
         ({"generator": "seed 0"}, TypeError, "generator must be a torch.Generator"),
         ({"num_shrink_queries": -1}, ValueError, "num_shrink_queries must be >= 0"),
         ({"num_directions": 1.5}, TypeError, "num_directions must be an int"),
+        ({"step": "line"}, ValueError, "step must be one of"),
+        ({"starts": torch.zeros(2, 1, 6, 6)}, ValueError, "starts must be one point per image"),
+        (
+            {"starts": torch.full((3, 1, 6, 6), 2.0)},
+            ValueError,
+            r"starts must hold pixels in \[0, 1\]",
+        ),
     ],
 )
 def test_the_boundary_search_checks_its_arguments_before_any_query(arguments, error, message):

@@ -52,6 +52,19 @@ def test_lenet_rejects_images_too_small_for_its_convolutions():
         zoo.LeNetBN((1, 10, 10))
 
 
+def test_patch_mixer_mixes_the_patches_of_an_image_and_rejects_a_partial_patch():
+    model = zoo.PatchMixer((1, 28, 28), 10, (0.5,), (0.5,), patch=4, dim=8, depth=1).eval()
+    # 28 / 4 = 7 patches a side: the token MLP mixes 49 tokens, the channel MLP 8 channels
+    block = model.blocks[0]
+    assert block.tokens[0].in_features == 49 and block.channels[0].in_features == 8
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    changed = x.clone()
+    changed[:, :, :4, :4] = 1 - changed[:, :, :4, :4]  # one patch only
+    assert not torch.allclose(model(changed), model(x))  # every token reaches the logits
+    with pytest.raises(ValueError, match="multiples of patch=4"):
+        zoo.PatchMixer((1, 30, 30), 10, (0.5,), (0.5,))
+
+
 def test_train_new_cnn_trains_any_architecture_of_the_table_from_a_seed(tmp_path):
     small = data.load_dataset(sizes=(200, 50, 50))
     first, metadata, _ = fit_and_save(
