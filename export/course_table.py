@@ -32,20 +32,23 @@ MARKERS = {
 }
 # (session, its notebooks by number, core or optional): the order a class takes them in
 SESSIONS = (
-    ("A network that makes mistakes", ("01", "02"), "core"),
+    ("Train a CNN", ("01",), "core"),
+    ("Find its mistakes", ("02",), "core"),
     ("White-box explanations", ("03",), "core"),
     ("The end user's surrogate", ("04",), "core"),
     ("Black-box explanations", ("05",), "core"),
     ("Label-only explanations", ("06",), "core"),
-    ("Explore, then fool a correct CNN", ("08", "09"), "core"),
+    ("Explore the explanations", ("08",), "core"),
+    ("Fool a correct CNN", ("09",), "core"),
     ("The model behind a real API", ("07",), "optional"),
     ("Defend the CNN", ("10",), "optional"),
-    ("Inside the network", ("11", "12"), "optional"),
+    ("Inside the network", ("11",), "optional"),
+    ("Units and frequencies", ("12",), "optional"),
     ("Fix the data and the model", ("13",), "optional"),
     ("Which explanation finds the cause?", ("14",), "optional"),
-    ("Generative counterfactuals and Defense-GAN", ("15", "16"), "optional"),
+    ("Generative counterfactuals", ("15",), "optional"),
+    ("Defense-GAN", ("16",), "optional"),
 )
-
 
 @dataclass(frozen=True)
 class Notebook:
