@@ -20,6 +20,7 @@ from helpers import attacks
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "build" / "bench"
 DOCS = ROOT / "docs" / "benchmarks.md"  # where --docs writes the tables
+README = ROOT / "README.md"  # and the headline
 WHITEBOX_DEFAULTS = ("deepfool", "deepfool_refined")  # the registry's names of the defaults
 
 
@@ -883,6 +884,60 @@ def sections(block: str) -> dict[str, str]:
     return found
 
 
+README_START = "<!-- headline: start (benchmarks/report.py --docs) -->"
+README_END = "<!-- headline: end -->"
+
+
+def whitebox_headline(report: dict) -> str:
+    """One line per architecture: the default method's success, queries and size beside DDN,
+    and whether the paper's point is met."""
+    default = f"ours: {attacks.get(WHITEBOX_DEFAULTS[0]).label}"
+    lines = []
+    for arch, section in report.get("architectures", {"SmallCNN": report}).items():
+        d, met = section["methods"][default], section.get("targets", {})
+        lines.append(
+            f"- {arch}: `deepfool` explains {percent(d['success_rate'])} of "
+            f"{section['num_misclassified']} mistakes at {number(d['mean_queries'])} queries, "
+            f"{number(d['median_l2_ratio_to_reference'], 3)}× DDN's L2; the paper's point "
+            f"(≥ 99.67% at ≤ 1.96 queries): {_met(default, met, 'paper_point')}"
+        )
+    return "\n".join(lines)
+
+
+HEADLINES = {  # name -> (heading, renderer) of the README's short results
+    "whitebox": ("White box, four architectures", whitebox_headline),
+    "blackbox": (
+        "Black box, label-only, providers of four families (issue 27's targets)",
+        lambda report: "\n".join(targets(report)),
+    ),
+}
+
+
+def readme_headline(kept: dict[str, str]) -> str:
+    """The README's short results, each under the command that wrote its JSON (or as the README
+    last had it, for a benchmark with no JSON here)."""
+    parts = []
+    for name, (title, render) in HEADLINES.items():
+        path, heading = BENCH / f"{name}.json", f"### {title}"
+        if not path.is_file():
+            old = [text for line, text in kept.items() if line.startswith(heading)]
+            parts.append(old[0] if old else f"{heading}\n\nNo `build/bench/{name}.json` yet.")
+            continue
+        report = json.loads(path.read_text())
+        parts.append(f"{heading} (`{report.get('command', '?')}`)\n\n{render(report)}")
+    return "\n\n".join(parts)
+
+
+def fill(path: Path, start: str, end: str, render) -> None:
+    """Replace what ``path`` holds between ``start`` and ``end`` by ``render(kept sections)``."""
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{path} has no {start!r} ... {end!r} block to fill")
+    head, rest = text.split(start, 1)
+    block, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n\n{render(sections(block))}\n\n{end}{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -893,13 +948,9 @@ def main() -> None:
     if not parser.parse_args().docs:
         print(render_all())
         return
-    text = DOCS.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{DOCS} has no {START!r} ... {END!r} block to fill")
-    head, rest = text.split(START, 1)
-    tables = render_all(kept=sections(rest.split(END, 1)[0]))
-    DOCS.write_text(f"{head}{START}\n\n{tables}\n\n{END}{rest.split(END, 1)[1]}")
-    print(f"wrote the tables of {len(RENDERERS)} benchmarks into {DOCS}")
+    fill(DOCS, START, END, lambda kept: render_all(kept=kept))
+    fill(README, README_START, README_END, readme_headline)
+    print(f"wrote the tables of {len(RENDERERS)} benchmarks into {DOCS}, the headline into README")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ def test_whitebox_benchmark_writes_every_field(tmp_path):
         assert fields <= record.keys(), name
         assert 0 <= record["success_rate"] <= 1
     assert report["methods"]["adv-lib DDN"]["median_l2_ratio_to_reference"] == 1
+    lines = benchmark_report().whitebox_headline(report).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["- SmallCNN", "- MLP"]
+    assert all("of 4 mistakes" in line and "the paper's point" in line for line in lines)
 
 
 def test_a_benchmark_without_its_peers_stops_before_any_work(monkeypatch, capsys):
@@ -139,6 +142,8 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     assert (tmp_path / "blackbox_budget_curve.png").stat().st_size
     text = benchmark_report().blackbox(report)
     assert "| ours: semicircle, pool starts |" in text and "**PatchMixer** (test accuracy" in text
+    headline = benchmark_report().HEADLINES["blackbox"][1](report)
+    assert "≤ 1.5× the developer's at 100 queries" in headline and "Sign-OPT" in headline
     run(
         "blackbox.py",
         *tiny,
@@ -223,6 +228,18 @@ def test_evidence_benchmark_writes_every_field(tmp_path):
     assert report["speed"]["images_per_second"] > 0 and report["speed"]["num_images"] == 1000
     text = benchmark_report().evidence(report)
     assert "| standard | last (`features.3`) |" in text and "images per second" in text
+
+
+def test_the_readme_headline_keeps_what_has_no_json_and_renders_what_has(tmp_path, monkeypatch):
+    report = benchmark_report()
+    monkeypatch.setattr(report, "BENCH", tmp_path)
+    readme = tmp_path / "README.md"
+    old = "### White box, four architectures (`an old command`)\n\n- SmallCNN: kept"
+    readme.write_text(f"intro\n{report.README_START}\n\n{old}\n\n{report.README_END}\nrest\n")
+    report.fill(readme, report.README_START, report.README_END, report.readme_headline)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{report.README_END}\nrest\n")
+    assert old in text and "No `build/bench/blackbox.json` yet." in text
 
 
 def benchmark_report():
