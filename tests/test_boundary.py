@@ -236,6 +236,28 @@ def test_probes_leave_pixels_at_0_or_1_alone_and_most_are_orthogonal_to_the_prio
     assert torch.equal(search.probes, torch.tensor([8.0, 8.0])) and (search.mixed <= free).all()
 
 
+def test_the_step_keeps_a_landing_answered_y_that_is_nearer_x():
+    # class 1 where p0 + p1 > 1; x = (0.2, 0.2) is class 0, x_adv = (0.9, 0.3) class 1, 0.707
+    # from x. Along (-1, 1) / sqrt(2) the step lands on (0.4, 0.8), class 1 and 0.632 from x:
+    # kept by the step itself, even if no point of the search after it is answered y. Along
+    # (1, 0) it lands on (1.0, 0.3) (clamped), class 1 but 0.806 from x: not kept.
+    provider = linear_model([[0.0, 0.0], [1.0, 1.0]], [0.0, -1.0])
+    x = torch.tensor([[[[0.2, 0.2]]]] * 2, dtype=torch.float64)
+    y = torch.tensor([1, 1])
+    normal = torch.tensor([[[[-1.0, 1.0]]], [[[1.0, 0.0]]]], dtype=torch.float64)
+    normal = geometry.unit(normal)
+    with engine.Run(blackbox.Answers(BlackBox(provider), 2), x, y, max_queries=10) as run:
+        run.x_adv = torch.tensor([[[[0.9, 0.3]]]] * 2, dtype=torch.float64)
+        run.success[:] = True
+        moved, ends = boundary._step(run, torch.arange(2), normal, 1.0)
+    assert torch.equal(moved, torch.tensor([0, 1])) and torch.equal(run.counter.queries, y)
+    torch.testing.assert_close(ends.flatten(1), torch.tensor([[0.4, 0.8], [1.0, 0.3]]).double())
+    torch.testing.assert_close(
+        run.x_adv.flatten(1), torch.tensor([[0.4, 0.8], [0.9, 0.3]]).double()
+    )
+    assert run.success.all() and run.logits_adv[0].argmax() == 1  # the landing's own answer
+
+
 def test_the_semicircle_ends_where_it_crosses_a_flat_boundary():
     # class 1 where the first pixel is above 0.6; x = (0.3, 0.5) is class 0, x_adv = (0.7, 0.8)
     # class 1, 0.5 from x. With the exact normal (1, 0), u = (0.8, 0.6) and v = (0.6, -0.8):

@@ -371,7 +371,8 @@ def _orthogonal(noise: Tensor, seen: Tensor) -> Tensor:
 
 def _step(run: Run, rows: Tensor, normal: Tensor, step: float) -> tuple[Tensor, Tensor]:
     """HopSkipJump's step: from each ``x_adv[rows]`` along its ``normal`` (n, C, H, W) by
-    ``step`` times its distance to x, halved until the black box answers y there. Returns the
+    ``step`` times its distance to x, halved until the black box answers y there; a landing
+    nearer x is kept at once (the search after it may find nothing nearer still). Returns the
     rows that stepped (m,) and where they landed (m, C, H, W), to search toward x from."""
     point, distance = run.x_adv[rows], _distance(run, rows)
     pending = torch.arange(len(rows), device=point.device)
@@ -384,9 +385,20 @@ def _step(run: Run, rows: Tensor, normal: Tensor, step: float) -> tuple[Tensor, 
         pending, candidate = pending[keep], candidate[keep]
         reached = run.reached(rows[pending], logits)[:, 0]
         ends[pending[reached]], moved[pending[reached]] = candidate[reached], True
+        _keep_nearer(run, rows[pending[reached]], candidate[reached], logits[reached, 0])
         if len(pending := pending[~reached]) == 0:
             break
     return rows[moved], ends[moved]
+
+
+def _keep_nearer(run: Run, rows: Tensor, points: Tensor, logits: Tensor) -> None:
+    """Make ``points`` (m, C, H, W), answered y with ``logits`` (m, K), the results of ``rows``
+    (m,) where they are nearer x than the current ones."""
+    nearer = _norm(points - run.x[rows]) < _distance(run, rows)
+    zeros = points.new_zeros(len(rows))
+    reached = torch.ones_like(rows, dtype=torch.bool)
+    probe = engine.Probe(rows, points, logits, reached, zeros, torch.zeros_like(points))
+    run.keep(probe, nearer)
 
 
 def content_weights(x: Tensor, radius: int = 2, floor: float = 0.05) -> Tensor:
