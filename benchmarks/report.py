@@ -910,6 +910,10 @@ HEADLINES = {  # name -> (heading, renderer) of the README's short results
         "Black box, label-only, providers of four families (issue 27's targets)",
         lambda report: "\n".join(targets(report)),
     ),
+    "faithfulness": (
+        "Does the explanation find the cause? (issue 25's targets)",
+        lambda report: "\n".join(f"- {line}" for line in faithfulness_targets(report)),
+    ),
 }
 
 
@@ -924,7 +928,7 @@ def readme_headline(kept: dict[str, str]) -> str:
             parts.append(old[0] if old else f"{heading}\n\nNo `build/bench/{name}.json` yet.")
             continue
         report = json.loads(path.read_text())
-        parts.append(f"{heading} (`{report.get('command', '?')}`)\n\n{render(report)}")
+        parts.append(f"{heading} (`{report.get('command', '?')}`)\n{render(report)}")
     return "\n\n".join(parts)
 
 
