@@ -371,7 +371,13 @@ def robust_recipe(report: dict) -> str:
         lines.append(
             f"Epochs chosen on {choice['num_val']} held-out training images (PGD-10 at "
             f"ε = {report['recipe']['eps']}; epoch: accuracy): {points}; chosen: "
-            f"{report['num_epochs']}."
+            f"{report['num_epochs']}"
+            + (
+                f" of at most {choice['max_epochs']} looked at"
+                if "max_epochs" in choice
+                else " (the most the choice looked at: --max-epochs)"
+            )
+            + "."
         )
     else:
         lines.append(f"Epochs given on the command line: {report['num_epochs']}.")

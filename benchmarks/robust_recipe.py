@@ -116,7 +116,12 @@ def choose_epochs(args, recipe: dict) -> dict:
     for point in curve:
         print(f"  epoch {point['epoch']}: clean {point['clean']:.2%}, PGD {point['pgd']:.2%}")
     print(f"chosen: {best['epoch']} epoch(s)\n")
-    return {"num_val": args.num_val, "curve": curve, "chosen": best["epoch"]}
+    return {
+        "num_val": args.num_val,
+        "max_epochs": args.max_epochs,
+        "curve": curve,
+        "chosen": best["epoch"],
+    }
 
 
 def evaluate_seed(args, seed: int, num_epochs: int, recipe: dict) -> dict:
@@ -194,6 +199,7 @@ def main() -> None:
         print(f"{'met' if met else 'NOT MET':8} {target}")
     report = {
         "dataset": args.dataset,
+        "device": str(runtime.resolve_device(args.device)),
         "recipe": recipe,
         "num_epochs": choice["chosen"],
         "choice": choice,
