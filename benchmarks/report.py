@@ -853,7 +853,8 @@ def course_timings() -> str:
     rows = [[name, f"{seconds} s"] for name, seconds, _ in rows]
     return (
         "### Run times of the notebooks\n\n`./run course` on the maintainers' machine (each "
-        "notebook executed and written as HTML, checkpoints rebuilt; from `build/timings.txt`)"
+        "notebook executed and written as HTML, each checkpoint loaded from `artifacts/` if it "
+        "matched its recipe, else trained; from `build/timings.txt`)"
         "\n\n" + table(rows, ["notebook", "seconds"])
     )
 
