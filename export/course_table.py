@@ -50,6 +50,7 @@ SESSIONS = (
     ("Defense-GAN", ("16",), "optional"),
 )
 
+
 @dataclass(frozen=True)
 class Notebook:
     path: Path
