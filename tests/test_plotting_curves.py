@@ -3,6 +3,7 @@ one colour scale for changes that are compared."""
 
 import matplotlib
 import pytest
+import tiny
 import torch
 
 from helpers import plotting
@@ -67,20 +68,7 @@ def test_side_by_side_draws_both_changes_of_a_row_on_one_scale():
         delta = torch.zeros_like(x)
         delta[:, 0, 1, 1] = torch.tensor([scale, -2 * scale])
         logits = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
-        counts = torch.ones(2, dtype=torch.int64)
-        return Explanation(
-            index=torch.arange(2),
-            x=x,
-            y=torch.zeros(2, dtype=torch.int64),
-            logits=logits,
-            x_adv=x + delta,
-            logits_adv=logits.flip(1),
-            attacked=torch.ones(2, dtype=torch.bool),
-            success=torch.ones(2, dtype=torch.bool),
-            queries=counts,
-            forward_passes=counts,
-            backward_passes=counts,
-        )
+        return tiny.explained(x, x + delta, torch.zeros(2, dtype=torch.int64), logits)
 
     small, large = explanation(0.1), explanation(0.3)
     fig = plotting.show_side_by_side(

@@ -3,6 +3,7 @@ keep one scale a row; cost bars add up."""
 
 import matplotlib
 import pytest
+import tiny
 import torch
 
 from helpers import plotting
@@ -16,20 +17,8 @@ def explanation(x_adv: torch.Tensor, method: str) -> Explanation:
     """Two black 2×2 images, class 0 answered, x_adv answered class 1."""
     x = torch.zeros(2, 1, 2, 2)
     answers = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    return Explanation(
-        index=torch.arange(2),
-        x=x,
-        y=torch.tensor([1, 1]),
-        logits=answers,
-        x_adv=x_adv,
-        logits_adv=answers.flip(1),
-        attacked=torch.ones(2, dtype=torch.bool),
-        success=torch.ones(2, dtype=torch.bool),
-        queries=torch.ones(2, dtype=torch.int64),
-        forward_passes=torch.full((2,), 2),
-        backward_passes=torch.zeros(2, dtype=torch.int64),
-        method=method,
-    )
+    passes = {"forward_passes": torch.full((2,), 2), "backward_passes": torch.zeros(2).long()}
+    return tiny.explained(x, x_adv, torch.tensor([1, 1]), answers, **passes, method=method)
 
 
 def test_show_edits_draws_each_rows_changes_on_one_scale():
@@ -61,20 +50,9 @@ def two_explanations() -> Explanation:
     delta[1, 0, 1, 1] = -0.3
     delta[1, 0, 2, 2] = 0.4  # the larger change's extreme value
     logits = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # both predicted 1, true class 0
-    return Explanation(
-        index=torch.arange(2),
-        x=x,
-        y=torch.zeros(2, dtype=torch.int64),
-        logits=logits,
-        x_adv=x + delta,
-        logits_adv=logits.flip(1),
-        attacked=torch.ones(2, dtype=torch.bool),
-        success=torch.ones(2, dtype=torch.bool),
-        queries=torch.ones(2, dtype=torch.int64),
-        forward_passes=torch.full((2,), 2),
-        backward_passes=torch.ones(2, dtype=torch.int64),
-        method="hand",
-    )
+    y = torch.zeros(2, dtype=torch.int64)
+    two = torch.full((2,), 2)
+    return tiny.explained(x, x + delta, y, logits, forward_passes=two, method="hand")
 
 
 def signed_images(fig) -> list:

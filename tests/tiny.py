@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from helpers.records import Explanation
+
 SHAPE = (1, 6, 6)  # (C, H, W)
 
 
@@ -132,3 +134,27 @@ def make_bn_model(seed: int) -> nn.Module:
         for _ in range(3):  # move the running statistics away from their initial values
             model(torch.rand(16, *SHAPE, generator=generator))
     return model
+
+
+def explained(
+    x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, logits: torch.Tensor, **fields
+) -> Explanation:
+    """A record of every image of ``x`` explained by ``x_adv`` at one query each, its answers
+    ``logits`` flipped afterwards (the explanation reads the other class); ``fields`` override
+    any other field (``method``, the pass counts)."""
+    n = len(x)
+    counts = torch.ones(n, dtype=torch.int64)
+    record = {
+        "index": torch.arange(n),
+        "x": x,
+        "y": y,
+        "logits": logits,
+        "x_adv": x_adv,
+        "logits_adv": logits.flip(1),
+        "attacked": torch.ones(n, dtype=torch.bool),
+        "success": torch.ones(n, dtype=torch.bool),
+        "queries": counts,
+        "forward_passes": counts,
+        "backward_passes": counts,
+    }
+    return Explanation(**{**record, **fields})
