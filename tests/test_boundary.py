@@ -30,9 +30,10 @@ def pool_starts(model, x, y, seed: int, num_pool: int = 40):
     budgets=BUDGETS,
     dtype=st.sampled_from([torch.float32, torch.float64]),
     step=st.sampled_from(boundary.STEPS),
+    directions=st.sampled_from(boundary.DIRECTIONS),
     with_starts=st.booleans(),
 )
-def test_invariants(seed, num_images, budgets, dtype, step, with_starts):
+def test_invariants(seed, num_images, budgets, dtype, step, directions, with_starts):
     """budgets: the schedule's max_queries, num_shrink_queries and num_directions."""
     max_queries, num_shrink_queries, num_directions = budgets
     model, surrogate = Provider(seed, dtype), make_surrogate(seed, dtype)  # model: no backward
@@ -50,6 +51,7 @@ def test_invariants(seed, num_images, budgets, dtype, step, with_starts):
         num_shrink_queries=num_shrink_queries,
         num_directions=num_directions,
         step=step,
+        directions=directions,
         starts=starts,
     )
     result = run(black_box)
@@ -132,7 +134,11 @@ def test_it_is_registered_with_the_shrinking_budget_as_its_knob():
 
 @pytest.mark.parametrize(
     "settings, message",
-    [({"num_shrink_queries": -1}, "num_shrink_queries"), ({"num_directions": 1.5}, "directions")],
+    [
+        ({"num_shrink_queries": -1}, "num_shrink_queries"),
+        ({"num_directions": 1.5}, "directions"),
+        ({"directions": "stripes"}, "directions"),
+    ],
 )
 def test_bad_settings_are_rejected_before_any_query(settings, message):
     black_box = BlackBox(Provider(0))
@@ -223,7 +229,8 @@ def test_probes_leave_pixels_at_0_or_1_alone_and_most_are_orthogonal_to_the_prio
     with engine.Run(answers, x, y, max_queries=100) as run:
         run.x_adv = x_adv
         search = boundary.Search.start(run)
-        boundary._probe(run, search, torch.arange(2), prior, 8, generator)
+        probes = boundary.Probes(8, "content", generator)
+        boundary._probe(run, search, torch.arange(2), prior, probes)
 
     moved = recorder.asked[-1].unflatten(0, (2, 8)) - x_adv[:, None]  # (2, 8, 1, 6, 6)
     assert (moved[..., 0, :] == 0).all() and (moved[..., 5, :] == 0).all()

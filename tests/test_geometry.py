@@ -174,6 +174,19 @@ def test_content_weights_by_hand():
     assert colour.shape == (3, 3, 8, 8) and torch.equal(colour[:, 0], colour[:, 2])
 
 
+def test_uniform_probes_vary_every_pixel_alike_and_content_probes_the_strokes():
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 4] = 1.0  # one stroke pixel on a blank image
+    inside = torch.ones_like(x, dtype=torch.bool)
+    inside[0, 0, 0, 0] = False  # a pixel at 0 or 1 the search does not probe
+    for directions, low, high in (("content", 0, 0.1), ("uniform", 0.8, 1.25)):
+        probes = boundary.Probes(4000, directions, torch.Generator().manual_seed(0))
+        energy = probes.draw(x, inside).pow(2).mean(1)[0, 0]  # (9, 9) each pixel's share
+        assert (energy[0, 0] == 0).all()
+        far, near = energy[8, 8], energy[4, 4]  # a blank corner, the stroke
+        assert low <= far / near <= high, directions
+
+
 def test_weighted_directions_are_unit_follow_their_weights_and_leave_the_global_rng_alone():
     weights = torch.ones(2, 1, 4, 4)
     weights[:, :, :, :2] = 0.0  # no variation on the left half

@@ -49,6 +49,7 @@ RADIUS = 2  # random directions vary most within this many pixels of the strokes
 NUM_TRIES = 4  # halvings of a step before the point stays put this round
 ARC_TOLERANCE = 0.01  # radians: the semicircle's bisection stops within this angle
 STEPS = ("hopskipjump", "semicircle")  # how a round moves the point, see the module's doc
+DIRECTIONS = ("content", "uniform")  # how random probes spread over the pixels, see _weights
 FREE_SHARE = 0.25  # of each round's probes, the share left free to say how good the prior is;
 # the rest are orthogonal to it, so that their labels say only what the prior misses
 
@@ -62,6 +63,7 @@ def explain(
     num_shrink_queries: int = 80,
     num_directions: int = 80,
     step: str = "hopskipjump",
+    directions: str = "content",
     starts: Tensor | None = None,
     strategy: Strategy | None = None,
     generator: torch.Generator | None = None,
@@ -80,6 +82,10 @@ def explain(
             step (0: the surrogate's gradient alone); a step probes only if its image has more
             than this many queries left.
         step: how each round moves the point, one of ``STEPS`` (see the module's doc).
+        directions: where the random perturbations vary, one of ``DIRECTIONS``: "content"
+            (``content_weights``: on and beside the strokes, where a CNN's minimal change
+            lies) or "uniform" (every pixel alike, as HopSkipJump's do: a model of another
+            kind may be changed most where the image is blank).
         starts: (N, C, H, W) in [0, 1], points the black box is known to have answered y to
             (``surrogate.nearest_answered``; a start equal to its x means none): an attacked
             image whose start is nearer x than the surrogate-guided step's point (or that the
@@ -96,6 +102,7 @@ def explain(
     validation.check_count(num_directions, "num_directions", minimum=0)
     validation.check_generator(generator, torch.device("cpu"))
     validation.check_choice(step, "step", STEPS)
+    validation.check_choice(directions, "directions", DIRECTIONS)
     strategy = (strategy or Strategy()).but(**changes)
     x, y, index, answers = transfer.prepare(black_box, surrogate, x, y, index)
     if starts is not None:
@@ -108,9 +115,11 @@ def explain(
         if starts is not None:
             _start_nearer(run, answers.quantize(starts))
         rows = (run.success & run.attacked).nonzero()[:, 0]
-        _shrink(run, Search.start(run), surrogate, rows, num_directions, step, generator)
+        probes = Probes(num_directions, directions, generator)
+        _shrink(run, Search.start(run), surrogate, rows, probes, step)
         settings = {**strategy.options(), "num_shrink_queries": num_shrink_queries}
-        settings.update(num_directions=num_directions, step=step, starts=starts is not None)
+        settings.update(num_directions=num_directions, step=step, directions=directions)
+        settings.update(starts=starts is not None)
         return run.finish(f"blackbox_{strategy.method}_boundary", settings)
 
 
@@ -217,6 +226,22 @@ class Search:
         )
 
 
+@dataclass(frozen=True)
+class Probes:
+    """How each round's random perturbations are drawn: how many per image (``number``),
+    where they vary (``directions``, one of ``DIRECTIONS``), from which ``generator``."""
+
+    number: int
+    directions: str
+    generator: torch.Generator
+
+    def draw(self, x: Tensor, inside: Tensor) -> Tensor:
+        """(n, number, C, H, W) random unit directions around images ``x`` (n, C, H, W),
+        zero where ``inside`` (n, C, H, W) is False."""
+        weights = content_weights(x, RADIUS) if self.directions == "content" else 1.0
+        return weighted_directions(weights * inside, self.number, self.generator)
+
+
 def _distance(run: Run, rows: Tensor) -> Tensor:
     return _norm(run.x_adv[rows] - run.x[rows])
 
@@ -230,9 +255,8 @@ def _shrink(
     search: Search,
     surrogate: Model,
     rows: Tensor,
-    num_directions: int,
+    probes: Probes,
     step: str,
-    generator: torch.Generator,
 ) -> None:
     """Move ``run.x_adv[rows]`` toward x with ``step`` each round, keeping only points answered
     y and nearer x, until each image's budget is spent."""
@@ -242,7 +266,7 @@ def _shrink(
     iteration = 0
     while len(rows := rows[run.left(rows) >= least]) and not run.exhausted:
         iteration += 1
-        normal = _normal(run, search, surrogate, rows, num_directions, generator)
+        normal = _normal(run, search, surrogate, rows, probes)
         if step == "semicircle":
             _semicircle(run, search, rows, normal)
             continue
@@ -301,8 +325,7 @@ def _normal(
     search: Search,
     surrogate: Model,
     rows: Tensor,
-    num_directions: int,
-    generator: torch.Generator,
+    probes: Probes,
 ) -> Tensor:
     """(n, C, H, W) unit estimates of the boundary's normal at ``x_adv[rows]``, toward y: the
     surrogate's gradient (the prior), weighed by its cosine with the normal as the probes
@@ -310,9 +333,9 @@ def _normal(
     point, y, other = run.x_adv[rows], run.y[rows], search.other[rows]
     _, _, grad = engine.objective_gradient(surrogate, point, y, objectives.pair(other))
     prior = geometry.unit(grad)
-    asked = (run.left(rows) >= num_directions + 1).nonzero()[:, 0]  # keep one to step with
-    if num_directions and len(asked):
-        _probe(run, search, rows[asked], prior[asked], num_directions, generator)
+    asked = (run.left(rows) >= probes.number + 1).nonzero()[:, 0]  # keep one to step with
+    if probes.number and len(asked):
+        _probe(run, search, rows[asked], prior[asked], probes)
     agree = search.agree[rows] / search.mixed[rows].clamp(min=1)  # P(agree) = 1 - angle / pi
     has = search.mixed[rows] > 0  # probes on both sides of the boundary say something
     cosine = torch.where(has, torch.cos(math.pi * (1 - agree)), torch.ones_like(agree))
@@ -332,22 +355,21 @@ def _probe(
     search: Search,
     rows: Tensor,
     prior: Tensor,
-    num_directions: int,
-    generator: torch.Generator,
+    probes: Probes,
 ) -> None:
-    """Ask about ``num_directions`` random points around each ``x_adv[rows]`` and add what
+    """Ask about ``probes.number`` random points around each ``x_adv[rows]`` and add what
     their labels say about the normal to the search's memory."""
     x, point = run.x[rows], run.x_adv[rows]
     inside = (point > 1e-4) & (point < 1 - 1e-4)  # a pixel at 0 or 1 clamps one way: no probe
-    weights = content_weights(x, RADIUS) * inside
-    noise = weighted_directions(weights, num_directions, generator)  # (n, B, C, H, W)
+    noise = probes.draw(x, inside)  # (n, B, C, H, W)
+    num_directions = probes.number
     free = max(1, round(FREE_SHARE * num_directions))
     noise[:, free:] = _orthogonal(noise[:, free:], geometry.unit(prior * inside))
     spread = SPREAD * _distance(run, rows)[:, None, None, None, None]
     inward = geometry.unit(x - point) * search.gap[rows, None, None, None] / 2
     center = point + inward  # the middle of the search's last bracket
-    probes = (center[:, None] + spread * noise).clamp(0, 1)
-    keep, logits = run.ask(probes.flatten(0, 1), rows, num_directions)
+    points = (center[:, None] + spread * noise).clamp(0, 1)
+    keep, logits = run.ask(points.flatten(0, 1), rows, num_directions)
     rows, noise, prior = rows[keep], noise[keep], prior[keep]
     reached = run.reached(rows, logits)  # (m, B)
     sign = reached.to(noise.dtype) * 2 - 1
