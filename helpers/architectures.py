@@ -9,6 +9,7 @@ arguments in ``config``, so ``build(name, config)`` makes it again (``helpers.ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -18,28 +19,40 @@ from helpers import generators, models, validation, zoo
 
 
 class Ensemble(models.Classifier):
-    """Members of one architecture that vote: its logits are the mean of their log-probabilities
-    (a geometric mean of their probabilities, up to normalization).
+    """Members that vote: its logits are the mean of their log-probabilities (a geometric mean
+    of their probabilities, up to normalization).
 
     Args:
         shape: image_shape, num_classes, mean, std, as `models.Classifier` takes them; each
             member normalizes with them.
-        architecture: a name of ``classifiers()`` (not an ensemble); num_members: how many.
+        architecture: a name of ``classifiers()`` (not an ensemble), or several: members of
+            each family, whose gradients then average into one (a surrogate for a provider of
+            unknown family); num_members: how many of each.
     Input (N, C, H, W) in [0, 1]; output (N, K). Each member is trained on its own (see
-    ``surrogate.fit``), so they differ only by their initial weights and batch order.
+    ``surrogate.fit``), so members of one family differ only by their initial weights and
+    batch order.
     """
 
     def __init__(
-        self, *shape: Any, architecture: str = "SmallCNN", num_members: int = 4, **named: Any
+        self,
+        *shape: Any,
+        architecture: str | Sequence[str] = "SmallCNN",
+        num_members: int = 4,
+        **named: Any,
     ) -> None:
-        super().__init__(*shape, architecture=architecture, num_members=num_members, **named)
+        names = [architecture] if isinstance(architecture, str) else list(architecture)
+        stored = architecture if isinstance(architecture, str) else names
+        super().__init__(*shape, architecture=stored, num_members=num_members, **named)
         members = [name for name in classifiers() if name != "Ensemble"]
-        validation.check_choice(architecture, "architecture", members)
+        if not names:
+            raise ValueError("architecture must name at least one family.")
+        for name in names:
+            validation.check_choice(name, "architecture", members)
         validation.check_count(num_members, "num_members")
-        build = ARCHITECTURES[architecture]
         statistics = self.config["mean"], self.config["std"]
         self.members = nn.ModuleList(
-            build(self.image_shape, self.num_classes, *map(tuple, statistics))
+            ARCHITECTURES[name](self.image_shape, self.num_classes, *map(tuple, statistics))
+            for name in names
             for _ in range(num_members)
         )
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from helpers import (
     architectures,
     checkpoints,
+    defences,
     engine,
     evaluation,
     models,
@@ -105,20 +106,23 @@ def new_surrogate(
     x_pool: Tensor,
     *,
     seed: int,
-    architecture: str = "SurrogateCNN",
+    architecture: str | Sequence[str] = "SurrogateCNN",
     num_members: int = 1,
     **config: Any,
 ) -> models.Classifier:
     """A fresh model of ``architecture`` (a name of `architectures.classifiers()`; an `Ensemble` of
-    ``num_members`` of them if more than one) normalized with the statistics of the user's
-    images ``x_pool``; its weights come from ``seed``, and the global random state is left
-    alone."""
-    architectures.classifier(architecture)  # a clear error for an unknown name
+    ``num_members`` of them if more than one; several names: an `Ensemble` of ``num_members``
+    of each) normalized with the statistics of the user's images ``x_pool``; its weights come
+    from ``seed``, and the global random state is left alone."""
+    names = [architecture] if isinstance(architecture, str) else list(architecture)
+    for name in names or [""]:
+        architectures.classifier(name)  # a clear error for an unknown name
     validation.check_count(num_members, "num_members")
     mean = tuple(x_pool.mean(dim=(0, 2, 3)).tolist())
     std = tuple(x_pool.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
-    if num_members > 1:
-        config = dict(architecture=architecture, num_members=num_members, **config)
+    if num_members > 1 or not isinstance(architecture, str):
+        stored = architecture if isinstance(architecture, str) else names
+        config = dict(architecture=stored, num_members=num_members, **config)
         architecture = "Ensemble"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -141,6 +145,13 @@ def jacobian_augment(model: nn.Module, x: Tensor, y: Tensor, step_size: float) -
     return (x + step_size * grad.sign()).clamp(0, 1)
 
 
+def _check_noise(noise: object) -> None:
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
+        raise TypeError(f"noise must be a real number, got {noise!r}.")
+    if not 0 <= noise < math.inf:
+        raise ValueError(f"noise must be a finite standard deviation >= 0, got {noise}.")
+
+
 def _check_step_size(step_size: object) -> None:
     if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real):
         raise TypeError(f"step_size must be a real number, got {step_size!r}.")
@@ -161,6 +172,8 @@ def train_surrogate(
     batch_size: int = 64,
     architecture: str | Sequence[str] = "SurrogateCNN",
     num_members: int = 1,
+    combine: bool = False,
+    noise: float = 0.0,
     generator: torch.Generator | None = None,
     check: Split | None = None,
     progress: bool = False,
@@ -182,6 +195,14 @@ def train_surrogate(
             the labelled pool images and the one that agrees best with the black box on the
             other 20% is kept (``Surrogate.candidates``), then trained on them all.
         num_members: more than 1 trains an `Ensemble` of that many, each on its own.
+        combine: with several architectures, train an `Ensemble` of ``num_members`` of each
+            instead of choosing one (no held-out share): their gradients average into one, a
+            prior for a provider whose family is none of them (``benchmarks/blackbox.py``).
+        noise: if positive, every model it trains sees its images with Gaussian noise of this
+            standard deviation added to each batch (``defences.gaussian_noise``), as in
+            randomized smoothing: its gradient then varies less from pixel to pixel and is a
+            better prior for a boundary search on a provider of another family
+            (``benchmarks/blackbox.py --routes`` measures it).
         check: images with the black box's labels, to record the agreement after each round.
     Returns: a `Surrogate` (its model in eval mode on ``x_pool``'s device), with its cost and
         one `Round` per round.
@@ -192,13 +213,16 @@ def train_surrogate(
     validation.check_count(num_rounds, "num_rounds", minimum=0)
     validation.check_count(num_epochs, "num_epochs")
     validation.check_count(num_members, "num_members")
+    _check_noise(noise)
     names = [architecture] if isinstance(architecture, str) else list(architecture) or [""]
     for name in names:
         architectures.classifier(name)
     _check_step_size(step_size)
     if num_seed > len(x_pool):
         raise ValueError(f"num_seed={num_seed} exceeds the {len(x_pool)} images of x_pool.")
-    if len(names) > 1 and num_seed < 5:
+    if not isinstance(combine, bool):
+        raise TypeError(f"combine must be True or False, got {combine!r}.")
+    if len(names) > 1 and not combine and num_seed < 5:
         raise ValueError(
             f"choosing among {names} holds out a fifth of the {num_seed} labelled "
             "images: label at least 5 (num_seed)."
@@ -217,14 +241,18 @@ def train_surrogate(
     start = black_box.queries
     targets = ask(x)
     rounds: list[Round] = []
-    candidates = _held_out(names, x, targets, x_pool, num_classes, seed, num_epochs, batch_size)
-    chosen = max(candidates, key=candidates.get) if candidates else names[0]
+    fitting = dict(num_epochs=num_epochs, batch_size=batch_size, seed=seed, noise=noise)
+    if combine and len(names) > 1:
+        candidates, chosen = {}, names
+    else:
+        candidates = _held_out(names, x, targets, x_pool, num_classes, **fitting)
+        chosen = max(candidates, key=candidates.get) if candidates else names[0]
     build = dict(seed=seed, architecture=chosen, num_members=num_members)
 
     def train_round() -> nn.Module:  # every round retrains from the same start
         model = new_surrogate(tuple(x.shape[1:]), num_classes, x_pool, **build)
         model.to(x_pool.device, x_pool.dtype)  # the user's images decide the precision
-        fit(model, x, targets, num_epochs=num_epochs, batch_size=batch_size, seed=seed)
+        fit(model, x, targets, **fitting)
         agreement = evaluation.evaluate(model, check).accuracy if check is not None else None
         rounds.append(Round(black_box.queries - start, len(x), agreement))
         if progress:
@@ -242,6 +270,8 @@ def train_surrogate(
     settings.update(
         architecture=architecture if isinstance(architecture, str) else names,
         num_members=num_members,
+        combine=combine,
+        noise=noise,
         chosen=chosen,
     )
     return Surrogate(model, x, targets, black_box.queries - start, rounds, settings, candidates)
@@ -253,14 +283,13 @@ def _held_out(
     targets: Tensor,
     x_pool: Tensor,
     num_classes: int,
-    seed: int,
-    num_epochs: int,
-    batch_size: int,
+    **fitting: Any,
 ) -> dict[str, float]:
     """Each architecture's agreement with ``targets`` on a held-out fifth of ``x``, trained on
     the rest ({} for one name: nothing to choose)."""
     if len(names) == 1:
         return {}
+    seed = fitting["seed"]
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     held, kept = order[: len(x) // 5], order[len(x) // 5 :]
     answers = targets[held].argmax(1) if targets.dim() == 2 else targets[held]
@@ -268,7 +297,7 @@ def _held_out(
     for name in names:
         model = new_surrogate(tuple(x.shape[1:]), num_classes, x_pool, seed=seed, architecture=name)
         model.to(x_pool.device, x_pool.dtype)
-        fit(model, x[kept], targets[kept], num_epochs=num_epochs, batch_size=batch_size, seed=seed)
+        fit(model, x[kept], targets[kept], **fitting)
         agree = evaluation.predict_logits(model, x[held]).argmax(1) == answers
         agreement[name] = agree.float().mean().item()
     return agreement
@@ -283,10 +312,15 @@ def fit(
     batch_size: int = 64,
     lr: float = 1e-3,
     seed: int = 0,
+    noise: float = 0.0,
+    transform: training.Transform | None = None,
 ) -> None:
     """Train ``model`` in place on images ``x`` (M, C, H, W) and the black box's labels (M,)
     or probabilities (M, K), with ``training.train``; the batch order comes from ``seed`` (an
-    `Ensemble`'s members are trained one by one, member i with ``seed + i``)."""
+    `Ensemble`'s members are trained one by one, member i with ``seed + i``). ``noise``: the
+    standard deviation of Gaussian noise added to each batch (``defences.gaussian_noise``,
+    drawn from ``seed``); ``transform``: any other change of each batch, as ``training.train``
+    takes it (with noise, the noise is added after it)."""
     if isinstance(model, architectures.Ensemble):
         for i, member in enumerate(model.members):
             fit(
@@ -297,10 +331,16 @@ def fit(
                 batch_size=batch_size,
                 lr=lr,
                 seed=seed + i,
+                noise=noise,
+                transform=transform,
             )
         model.eval()
         return
     generator = torch.Generator().manual_seed(seed)
+    if noise > 0:
+        noisy = defences.gaussian_noise(noise, torch.Generator().manual_seed(seed + 2**31))
+        then = transform or (lambda model, x, y: x)
+        transform = lambda model, x, y: noisy(model, then(model, x, y), y)  # noqa: E731
     training.train(
         model,
         Split(x, targets),
@@ -309,6 +349,7 @@ def fit(
         lr=lr,
         generator=generator,
         progress=False,
+        transform=transform,
     )
 
 

@@ -147,6 +147,30 @@ def test_the_label_budget_is_checked_before_any_query():
     assert black_box.queries == 0
 
 
+def test_noise_trains_on_noisy_batches_reproducibly_leaving_the_global_random_state_alone():
+    provider, pool = make_provider(), make_pool(30)
+    seen = []
+
+    def run(noise):
+        batches = lambda model, x, y: seen.append(x.clone()) or x  # noqa: E731
+        model = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0)
+        targets = BlackBox(provider).probabilities(pool)
+        surrogate.fit(model, pool, targets, num_epochs=1, noise=noise, transform=batches)
+        return model
+
+    state = torch.get_rng_state()
+    plain, noisy, again = run(0.0), run(0.3), run(0.3)
+    assert torch.equal(torch.get_rng_state(), state)
+    weights = [m.state_dict() for m in (plain, noisy, again)]
+    assert all(torch.equal(weights[1][k], weights[2][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # the transform sees the clean batch; the noise is added after it
+    rows = pool.flatten(1)
+    assert all((x.flatten(1)[:, None] == rows).all(2).any(1).all() for x in seen)
+    result = train(BlackBox(provider), pool, noise=0.3)
+    assert result.settings["noise"] == 0.3
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [
@@ -155,11 +179,13 @@ def test_the_label_budget_is_checked_before_any_query():
         ({"num_rounds": -1}, "num_rounds"),
         ({"num_epochs": 0}, "num_epochs"),
         ({"num_rounds": 1, "step_size": 0.0}, "step_size"),
+        ({"noise": -0.1}, "noise"),
+        ({"noise": True}, "noise"),
     ],
 )
 def test_bad_settings_are_rejected_before_any_query(settings, message):
     black_box = BlackBox(make_provider())
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((TypeError, ValueError), match=message):
         train(black_box, make_pool(10), **settings)
     assert black_box.queries == 0
 
@@ -256,6 +282,22 @@ def test_train_surrogate_builds_an_ensemble_of_the_chosen_architecture():
     result = train(BlackBox(make_provider()), make_pool(30), num_members=3)
     assert type(result.model).__name__ == "Ensemble" and len(result.model.members) == 3
     assert result.candidates == {} and result.settings["num_members"] == 3
+
+
+def test_combine_trains_members_of_every_family_instead_of_choosing_one():
+    black_box = BlackBox(make_provider())
+    families = ("MLP", "SurrogateCNN")
+    result = train(black_box, make_pool(30), architecture=families, num_members=2, combine=True)
+    kinds = [type(member).__name__ for member in result.model.members]
+    assert kinds == ["MLP", "MLP", "SurrogateCNN", "SurrogateCNN"]
+    assert result.candidates == {} and result.settings["chosen"] == list(families)
+    assert result.label_queries == black_box.queries == 30
+    few = train(
+        BlackBox(make_provider()), make_pool(30), architecture=families, num_seed=4, combine=True
+    )
+    assert few.label_queries == 4  # nothing held out, so few labels are enough
+    with pytest.raises(TypeError, match="combine"):
+        train(BlackBox(make_provider()), make_pool(30), architecture=families, combine="yes")
 
 
 @pytest.mark.parametrize(

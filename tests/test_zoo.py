@@ -108,6 +108,19 @@ def test_an_ensemble_answers_the_mean_of_its_members_log_probabilities():
     assert not torch.equal(votes[0], votes[1])  # each member has its own initial weights
 
 
+def test_an_ensemble_of_several_families_has_members_of_each_and_is_rebuilt_from_its_config():
+    ensemble = architectures.Ensemble(
+        (1, 28, 28), 10, (0.1,), (0.3,), architecture=("MLP", "LeNetBN"), num_members=2
+    )
+    kinds = [type(member) for member in ensemble.members]
+    assert kinds == [zoo.MLP, zoo.MLP, zoo.LeNetBN, zoo.LeNetBN]
+    assert ensemble.config["architecture"] == ["MLP", "LeNetBN"]
+    again = architectures.build("Ensemble", ensemble.config)
+    again.load_state_dict(ensemble.state_dict())
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(again.eval()(x), ensemble.eval()(x))
+
+
 @pytest.mark.parametrize(
     "settings, error, message",
     [
@@ -115,6 +128,8 @@ def test_an_ensemble_answers_the_mean_of_its_members_log_probabilities():
         ({"architecture": "Ensemble"}, ValueError, "architecture must be one of"),
         ({"num_members": 0}, ValueError, "num_members must be >= 1"),
         ({"num_members": True}, TypeError, "num_members must be an int"),
+        ({"architecture": []}, ValueError, "at least one family"),
+        ({"architecture": ["MLP", "VGG"]}, ValueError, "architecture must be one of"),
     ],
 )
 def test_an_ensemble_rejects_bad_members(settings, error, message):
