@@ -105,8 +105,9 @@ def blackbox(report: dict) -> str:
         f"{report['provider_epochs']} epochs from the seed; the end user labels "
         f"{report['label_queries']:,} pool images (probabilities) and chooses the surrogate's "
         f"architecture among {', '.join(report['candidates'])} less the provider's own family "
-        f"by held-out agreement, then trains {report['num_members']} of it "
-        f"({report['surrogate_epochs']} epochs); the first {report['max_images']} test mistakes "
+        f"by held-out agreement, then trains its surrogate by the route "
+        f"{describe_route(report)} ({report['surrogate_epochs']} epochs); the first "
+        f"{report['max_images']} test mistakes "
         f"of each provider are reported. Ours: {ours}. Settings chosen on: "
         f"{report['tuned_on']}. The run took {minutes:.1f} min ({cpu:.1f} min of CPU time, "
         "about its wall time on a machine it has to itself) at a load average of "
@@ -123,20 +124,25 @@ def blackbox(report: dict) -> str:
             family,
             str(r["pool_size"]),
             str(r["label_queries"]),
+            r.get("method", "paper"),
             percent(r["success_rate"]),
             percent(r["success_after_rounding"]),
             number(r["mean_queries"]),
+            number(r["median_l2_ratio_to_whitebox"]) + "×",
         ]
         for family, record in providers.items()
         for r in record.get("label_curve", [])
     ]
     if rows:
-        header = ["provider", "pool", "label queries", "success", "after rounding", "mean q"]
+        header = ["provider", "pool", "label queries", "method", "success", "after rounding"]
+        header += ["mean q", "median L2 ÷ developer's"]
         parts.append(
-            "**Label curve**: the paper's default black-box explanation (the schedule, at most "
-            "20 queries) through a SurrogateCNN trained on a small pool's answers; the paper: "
-            f"{percent(report['paper']['success_rate'])} at {report['paper']['mean_queries']} "
-            "queries\n\n" + table(rows, header)
+            "**Label curve**: a SurrogateCNN trained on a small pool's answers, through which "
+            "the paper's default black-box explanation (*paper*: the schedule, at most 20 "
+            "queries) and ours (*ours*: the same settings and those labelled images as starts, "
+            f"at most {report.get('label_budget', 20)} queries) explain the mistakes; the "
+            f"paper: {percent(report['paper']['success_rate'])} at "
+            f"{report['paper']['mean_queries']} queries\n\n" + table(rows, header)
         )
     parts.append("**Targets** (issue 27: on every provider)\n\n" + "\n".join(targets(report)))
     return "\n\n".join(parts)
@@ -174,6 +180,18 @@ def headline_table(headline: dict, budgets: list[int]) -> str:
         for name, line in headline.items()
     ]
     return table(rows, ["method", *(f"{b} queries" for b in budgets)])
+
+
+def describe_route(report: dict) -> str:
+    """The surrogate's route the run used ("the chosen family" before routes were measured)."""
+    first = next(iter(report["providers"].values()))["surrogate"]
+    route = first.get("route", "the chosen family")
+    members = (
+        f"an ensemble of {report['num_members']} of it"
+        if route.startswith("the chosen family")
+        else "one model of each candidate family less the provider's"
+    )
+    return f"“{route}” ({members})"
 
 
 def provider_heading(family: str, record: dict) -> str:
@@ -255,7 +273,11 @@ def targets(report: dict) -> list[str]:
     )
     paper = []
     for family, record in providers.items():
-        best = [r for r in record.get("label_curve", []) if r["label_queries"] <= 150]
+        best = [
+            r
+            for r in record.get("label_curve", [])
+            if r["label_queries"] <= 150 and r.get("method", "ours") == "ours"
+        ]
         paper += [
             f"{family}: {r['label_queries']} labels, {percent(r['success_rate'])} at "
             f"{number(r['mean_queries'])} queries"
@@ -287,8 +309,14 @@ def blackbox_tuning(report: dict) -> str:
     ]
     for family, record in report["providers"].items():
         parts.append(provider_heading(family, record) + "\n\n" + curves_table(record, budgets))
+    complete = tuning.get("explains_every_mistake", {})
+
+    def scored(key: str, value: str, score: float) -> str:
+        every = complete.get(key, {}).get(value, True)
+        return f"{value} {number(score)}" + ("" if every else " (leaves mistakes unexplained)")
+
     rows = [
-        [key, ", ".join(f"{value} {number(score)}" for value, score in scores.items())]
+        [key, ", ".join(scored(key, value, score) for value, score in scores.items())]
         for key, scores in tuning["scores"].items()
     ]
     choice = ", ".join(f"{key}={value}" for key, value in tuning["choice"].items())
@@ -310,6 +338,53 @@ def blackbox_tuning(report: dict) -> str:
         f"`{tuning['default_step_by_the_rule']}`; the helper's: `{tuning['default_step']}`."
     )
     return "\n\n".join(parts)
+
+
+def blackbox_routes(report: dict) -> str:
+    """Each route to a better prior (how the end user's surrogate is trained on the same
+    answers) on each provider's tuning set: agreement, gradient cosine, ours through it."""
+    budgets = report["budgets"]
+    header = ["provider", "route", "agreement", "gradient cosine"]
+    header += [f"{budget} queries" for budget in budgets]
+    rows = [
+        [family, name, percent(route["agreement"]), number(route["gradient_cosine"])]
+        + [
+            ratio_cell(p["median_l2_ratio_to_whitebox"], p["success_rate"], p["success_rate"])
+            for p in route["curve"]
+        ]
+        for family, record in report["providers"].items()
+        for name, route in record["routes"].items()
+    ]
+    return (
+        "Routes to a better prior: the end user's surrogate trained another way on the same "
+        f"{report['label_queries']} answers, each family left out of its candidates, and ours "
+        f"({', '.join(f'{k}={v}' for k, v in report['settings']['ours'].items())}) through it "
+        f"on the tuning set (the first {report['max_images']} pool mistakes, never reported). "
+        "Gradient cosine: the median cosine of the surrogate's gradient with the provider's at "
+        "the developer's explanations, a diagnostic no user has; sizes: median L2 ÷ the "
+        "developer's (success).\n\n"
+        + table(rows, header)
+        + route_choice(report.get("route_choice"))
+    )
+
+
+def route_choice(choice: dict | None) -> str:
+    """The rule's choice among the routes, and whether the benchmark's surrogate is it."""
+    if not choice:
+        return ""
+    scores = "; ".join(
+        f"{name} {number(score) if score is not None else '(leaves mistakes unexplained)'}"
+        for name, score in choice["scores"].items()
+    )
+    when = (
+        ""
+        if choice["choice"] == choice["route"]
+        else f" (when this run was made, ROUTE was “{choice['route']}”)"
+    )
+    return (
+        f"\n\nThe rule: {choice['rule']}. Scores: {scores}. Chosen: “{choice['choice']}”, "
+        f"the route of the reported runs (ROUTE in benchmarks/blackbox.py){when}."
+    )
 
 
 def verdict(value: object) -> str:
@@ -817,6 +892,7 @@ RENDERERS = {
     "whitebox": whitebox,
     "blackbox": blackbox,
     "blackbox_tuning": blackbox_tuning,
+    "blackbox_routes": blackbox_routes,
     "explorer": explorer,
     "robustness": robustness,
     "robust_recipe": robust_recipe,
@@ -831,6 +907,7 @@ TITLES = {
     "whitebox": "White box: four architectures, the paper's point and DDN",
     "blackbox": "Black box: providers of four families, each family left out of the candidates",
     "blackbox_tuning": "Black box: the tuning set (pool mistakes) that chose the settings",
+    "blackbox_routes": "Black box: routes to a better prior, on the tuning set",
     "explorer": "Explorer: redraw times",
     "robustness": "Robustness: the standard CNN and its defences",
     "robust_recipe": "Robustness: notebook 10's PGD recipe, chosen on held-out images",

@@ -30,26 +30,13 @@ from helpers import (
     architectures,
     attacks,
     blackbox,
-    engine,
     evaluation,
-    geometry,
     metrics,
-    objectives,
     surrogate,
 )
 from helpers.attacks import boundary
 
 ARCHITECTURES = ("SurrogateCNN", "SmallCNN", "MLP", "LeNetBN", "SmallResNet", "Ensemble")
-
-
-def gradient_cosine(model, net, mistakes, whitebox) -> float:
-    """Median cosine of ``net``'s and the provider's gradients at the white-box end points."""
-    point, y, other = whitebox.x_adv, mistakes.y, mistakes.y_pred
-    grads = [
-        engine.objective_gradient(m, point, y, objectives.pair(other))[2] for m in (model, net)
-    ]
-    cosine = (geometry.unit(grads[0]) * geometry.unit(grads[1])).flatten(1).sum(1)
-    return cosine[whitebox.success].median().item()
 
 
 def main() -> None:
@@ -80,7 +67,7 @@ def main() -> None:
             "architecture": name,
             "label_queries": len(pool),
             "agreement": agreement.float().mean().item(),
-            "gradient_cosine": gradient_cosine(model, net, mistakes, whitebox),
+            "gradient_cosine": curves.gradient_cosine(model, net, mistakes, whitebox),
             "budget_curve": [],
         }
         for budget in args.budgets:

@@ -138,7 +138,9 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
         # a box that answers about rounded images: every explanation is one after rounding
         for p in provider["curves"]["ours through an API of 8-bit images"]:
             assert p["success_after_rounding"] == p["success_rate"]
-        assert [r["label_queries"] for r in provider["label_curve"]] == [15]
+        labels = provider["label_curve"]
+        assert [(r["label_queries"], r["method"]) for r in labels] == [(15, "paper"), (15, "ours")]
+        assert labels[1]["mean_queries"] <= report["label_budget"] < 8.73
         assert set(provider["targets"]) == set(report["targets"])
     assert list(report["headline"]) == methods
     assert report["cpu_seconds"] > 0 and len(report["load_average"]["start"]) == 3
@@ -155,8 +157,27 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     )
     tuning = json.loads((tmp_path / "blackbox_tuning.json").read_text())
     assert tuning["role"] == "tuning" and tuning["providers"]["SmallCNN"]["set"]["split"] == "pool"
-    assert len(tuning["providers"]["SmallCNN"]["curves"]) == 6  # chosen, 4 changes, the old search
+    assert len(tuning["providers"]["SmallCNN"]["curves"]) == 7  # chosen, 5 changes, the old search
     assert "the tuning set" in benchmark_report().blackbox_tuning(tuning)
+    run(
+        "blackbox.py",
+        *tiny,
+        *("--routes", "--families", "PatchMixer", "--max-images", "2", "--budgets", "10"),
+        *("--output", str(output)),
+    )
+    routes = json.loads((tmp_path / "blackbox_routes.json").read_text())
+    provider = routes["providers"]["PatchMixer"]
+    assert routes["role"] == "routes" and provider["set"]["split"] == "pool"
+    assert list(provider["routes"]) == list(routes["routes"]) and provider["curves"] == {}
+    choice = routes["route_choice"]  # None: no route explained every tuning mistake
+    assert list(choice["scores"]) == list(routes["routes"])
+    assert choice["choice"] in [None, *routes["routes"]]
+    for route in provider["routes"].values():
+        assert 0 <= route["agreement"] <= 1 and -1 <= route["gradient_cosine"] <= 1
+        assert [p["budget"] for p in route["curve"]] == [10]
+    assert "| PatchMixer | one of each candidate family |" in benchmark_report().blackbox_routes(
+        routes
+    )
 
 
 @needs_peers("adv_lib", "torchattacks")
@@ -319,7 +340,8 @@ def test_the_report_says_which_black_box_target_is_met_with_its_figures():
         "B": {"curves": {ours: curve(ours, (2.0, 1.3)), peer: curve(peer, (4.0, 1.3))}},
     }
     labels = {"pool_size": 150, "label_queries": 150, "success_rate": 1.0, "mean_queries": 2.5}
-    providers["A"]["label_curve"] = [labels]
+    paper = {**labels, "success_rate": 0.8, "mean_queries": 6.0, "method": "paper"}
+    providers["A"]["label_curve"] = [paper, {**labels, "method": "ours"}]
     headline = {
         ours: [
             {
