@@ -61,6 +61,21 @@ def test_budget_curve_labels_the_budgets_measured():
     ]
 
 
+def test_the_size_axis_turns_logarithmic_only_when_one_method_is_far_off():
+    def records(far: float) -> list[dict]:
+        return [
+            {"method": m, "budget": b, "success_rate": 1.0, "median_l2_ratio_to_whitebox": r}
+            for m, r in (("ours", 1.5), ("peer", far))
+            for b in (10, 100)
+        ]
+
+    near = plotting.plot_budget_curve(records(12.0)).axes[0]  # 8 times ours: linear
+    assert near.get_yscale() == "linear" and near.get_ylim()[0] == 0
+    far = plotting.plot_budget_curve(records(36.0)).axes[0]  # 24 times: logarithmic
+    low, high = far.get_ylim()
+    assert far.get_yscale() == "log" and low < 1 and high > 36
+
+
 def test_side_by_side_draws_both_changes_of_a_row_on_one_scale():
     x = torch.full((2, 1, 4, 4), 0.5)
 

@@ -15,7 +15,8 @@ def plot_budget_curve(records: Sequence[dict], *, title: str | None = None) -> F
     """Median L2 relative to the white box (left) and success (right) against the black-box
     queries per image, one line per method; ``records`` as in the benchmark's ``budget_curve``
     (``method``, ``budget``, ``success_rate``, ``median_l2_ratio_to_whitebox``). The x axis is
-    logarithmic, labelled at the budgets measured."""
+    logarithmic, labelled at the budgets measured; so is the size axis where the largest ratio
+    is over ten times the smallest, so that one method far off does not flatten the others."""
     fig, (size, success) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     methods = list(dict.fromkeys(r["method"] for r in records))
     for method, marker in zip(methods, "os^vDx*+" * 4):
@@ -30,6 +31,12 @@ def plot_budget_curve(records: Sequence[dict], *, title: str | None = None) -> F
         ylim=(0, None),
         title="Explanation size (1: the developer's)",
     )
+    ratios = [r["median_l2_ratio_to_whitebox"] for r in records]
+    ratios = [r for r in ratios if np.isfinite(r) and r > 0]
+    if ratios and max(ratios) > 10 * min(ratios):
+        size.set_yscale("log")
+        size.set_ylim(min(min(ratios), 1) / 1.5, max(ratios) * 1.5)
+        size.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     success.set(
         xlabel="black-box queries per image",
         ylabel="explained (%)",
