@@ -186,12 +186,7 @@ def describe_route(report: dict) -> str:
     """The surrogate's route the run used ("the chosen family" before routes were measured)."""
     first = next(iter(report["providers"].values()))["surrogate"]
     route = first.get("route", "the chosen family")
-    members = (
-        f"an ensemble of {report['num_members']} of it"
-        if route.startswith("the chosen family")
-        else "one model of each candidate family less the provider's"
-    )
-    return f"“{route}” ({members})"
+    return f"“{route}” (an ensemble of one family has {report['num_members']} members)"
 
 
 def provider_heading(family: str, record: dict) -> str:
@@ -369,7 +364,7 @@ def blackbox_routes(report: dict) -> str:
 
 
 def route_choice(choice: dict | None) -> str:
-    """The rule's choice among the routes, and whether the benchmark's surrogate is it."""
+    """The rule's choice among the routes, and the run's ROUTE where it was another."""
     if not choice:
         return ""
     scores = "; ".join(
@@ -382,8 +377,8 @@ def route_choice(choice: dict | None) -> str:
         else f" (when this run was made, ROUTE was “{choice['route']}”)"
     )
     return (
-        f"\n\nThe rule: {choice['rule']}. Scores: {scores}. Chosen: “{choice['choice']}”, "
-        f"the route of the reported runs (ROUTE in benchmarks/blackbox.py){when}."
+        f"\n\nThe rule: {choice['rule']}. Scores: {scores}. Chosen: “{choice['choice']}”"
+        f"{when}; the black-box section names the route its run used."
     )
 
 

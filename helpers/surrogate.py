@@ -120,9 +120,8 @@ def new_surrogate(
     validation.check_count(num_members, "num_members")
     mean = tuple(x_pool.mean(dim=(0, 2, 3)).tolist())
     std = tuple(x_pool.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
-    if num_members > 1 or not isinstance(architecture, str):
-        stored = architecture if isinstance(architecture, str) else names
-        config = dict(architecture=stored, num_members=num_members, **config)
+    if num_members > 1 or not isinstance(architecture, str):  # the Ensemble keeps the names
+        config = dict(architecture=architecture, num_members=num_members, **config)
         architecture = "Ensemble"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -200,9 +199,9 @@ def train_surrogate(
             prior for a provider whose family is none of them (``benchmarks/blackbox.py``).
         noise: if positive, every model it trains sees its images with Gaussian noise of this
             standard deviation added to each batch (``defences.gaussian_noise``), as in
-            randomized smoothing: its gradient then varies less from pixel to pixel and is a
-            better prior for a boundary search on a provider of another family
-            (``benchmarks/blackbox.py --routes`` measures it).
+            randomized smoothing, which smooths its gradient; whether that makes a better prior
+            for a boundary search depends on the provider (``benchmarks/blackbox.py --routes``
+            measures it on each).
         check: images with the black box's labels, to record the agreement after each round.
     Returns: a `Surrogate` (its model in eval mode on ``x_pool``'s device), with its cost and
         one `Round` per round.
@@ -338,9 +337,7 @@ def fit(
         return
     generator = torch.Generator().manual_seed(seed)
     if noise > 0:
-        noisy = defences.gaussian_noise(noise, torch.Generator().manual_seed(seed + 2**31))
-        then = transform or (lambda model, x, y: x)
-        transform = lambda model, x, y: noisy(model, then(model, x, y), y)  # noqa: E731
+        transform = _then_noise(transform, noise, torch.Generator().manual_seed(seed + 2**31))
     training.train(
         model,
         Split(x, targets),
@@ -351,6 +348,18 @@ def fit(
         progress=False,
         transform=transform,
     )
+
+
+def _then_noise(
+    transform: training.Transform | None, noise: float, generator: torch.Generator
+) -> training.Transform:
+    """``transform`` (or none), then Gaussian noise of standard deviation ``noise``."""
+    noisy = defences.gaussian_noise(noise, generator)
+
+    def both(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        return noisy(model, transform(model, x, y) if transform else x, y)
+
+    return both
 
 
 def save_surrogate(result: Surrogate, path: str | Path, *, dataset: Dataset, seed: int) -> Path:

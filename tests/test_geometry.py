@@ -185,6 +185,8 @@ def test_uniform_probes_vary_every_pixel_alike_and_content_probes_the_strokes():
         assert (energy[0, 0] == 0).all()
         far, near = energy[8, 8], energy[4, 4]  # a blank corner, the stroke
         assert low <= far / near <= high, directions
+    double = boundary.Probes(3, "uniform", torch.Generator().manual_seed(0))
+    assert double.draw(x.double(), inside).dtype == torch.float64  # the images' precision
 
 
 def test_weighted_directions_are_unit_follow_their_weights_and_leave_the_global_rng_alone():

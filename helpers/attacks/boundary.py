@@ -49,7 +49,7 @@ RADIUS = 2  # random directions vary most within this many pixels of the strokes
 NUM_TRIES = 4  # halvings of a step before the point stays put this round
 ARC_TOLERANCE = 0.01  # radians: the semicircle's bisection stops within this angle
 STEPS = ("hopskipjump", "semicircle")  # how a round moves the point, see the module's doc
-DIRECTIONS = ("content", "uniform")  # how random probes spread over the pixels, see _weights
+DIRECTIONS = ("content", "uniform")  # where random probes vary, see Probes.draw
 FREE_SHARE = 0.25  # of each round's probes, the share left free to say how good the prior is;
 # the rest are orthogonal to it, so that their labels say only what the prior misses
 
@@ -238,7 +238,8 @@ class Probes:
     def draw(self, x: Tensor, inside: Tensor) -> Tensor:
         """(n, number, C, H, W) random unit directions around images ``x`` (n, C, H, W),
         zero where ``inside`` (n, C, H, W) is False."""
-        weights = content_weights(x, RADIUS) if self.directions == "content" else 1.0
+        uniform = torch.ones_like(x)  # x's dtype and device, as content_weights keeps them
+        weights = content_weights(x, RADIUS) if self.directions == "content" else uniform
         return weighted_directions(weights * inside, self.number, self.generator)
 
 
