@@ -21,7 +21,9 @@ Two sets of mistakes per provider, never mixed:
 - the *tuning* set, its first ``--max-images`` mistakes on the pool split (the user's own
   images), run by ``--tune`` on every provider with TUNING's grid, which chose every setting of
   ours that SETTINGS names (GeoDA's, curves.PEERS, on the SmallCNN provider's), and by
-  ``--routes`` with every route of ROUTES, which chose ROUTE;
+  ``--routes`` with every route of ROUTES, which chose ROUTE (two of them search in two halves
+  of each budget, the second through the surrogate as it was or refit on the first half's
+  answers: ``curves.halves_curve``);
 - the *reported* set, its first ``--max-images`` mistakes on the test split (by index).
 
 On the reported set, every method explains the same mistakes at every budget of
@@ -90,13 +92,22 @@ OURS_8_BITS = "ours through an API of 8-bit images"
 # of ``--num-members`` of the family the held-out answers chose; mixed: one member of each
 # candidate family less the provider's, whose gradients average into one prior; noise: Gaussian
 # noise of that standard deviation on every batch (``surrogate.fit``); pgd: L2 PGD examples of
-# that radius (3 steps), a "robust surrogate".
+# that radius (3 steps), a "robust surrogate"; halves: the search in two halves of each
+# budget, the surrogate trained that many more epochs between them on the pool's answers and
+# the first half's (``curves.halves_curve``; 0: the split alone, its cost).
+MIXED_NOISE = {"mixed": True, "noise": 0.2}
+REFIT_EPOCHS = 10  # the refit's epochs over the pool and the first half's answers
 ROUTES = {
     "the chosen family": {},
     "the chosen family, noise σ = 0.2": {"noise": 0.2},
     "one of each candidate family": {"mixed": True},
-    "one of each candidate family, noise σ = 0.2": {"mixed": True, "noise": 0.2},
+    "one of each candidate family, noise σ = 0.2": MIXED_NOISE,
     "the chosen family, PGD-trained (L2 ε = 0.5)": {"pgd": 0.5},
+    "one of each candidate family, noise σ = 0.2, in two halves": {**MIXED_NOISE, "halves": 0},
+    "one of each candidate family, noise σ = 0.2, refit between two halves": {
+        **MIXED_NOISE,
+        "halves": REFIT_EPOCHS,
+    },
 }
 ROUTE = "one of each candidate family, noise σ = 0.2"  # ROUTE_RULE's choice on the routes'
 # tuning run (build/bench/blackbox_routes.json), made while ROUTE was "the chosen family"
@@ -237,12 +248,13 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
         )
         print(f"  {name:48}" + row(curves_[name]), flush=True)
     if args.role == "routes":
-        case, record["routes"] = Case(model, mistakes, whitebox, starts), {}
+        case = Case(model, mistakes, whitebox, starts, dataset.test.x)
+        record["routes"] = {}
         for name, route in ROUTES.items():
             training_clock = curves.clock()
             net = route_surrogate(route, trained, family, args)
             spent = training_clock()
-            record["routes"][name] = route_record(name, net, case, dataset, args)
+            record["routes"][name] = route_record(name, route, net, case, trained, args)
             record["routes"][name]["training"] = spent
     for name in args.peers if args.role == "reported" else []:
         curves_[curves.LABELS[name]] = curves.peer_curve(
@@ -281,17 +293,24 @@ def train_user_surrogate(model, dataset: data.Dataset, family: str, args) -> sur
     )
 
 
-def route_record(name: str, net: nn.Module, case: Case, dataset: data.Dataset, args) -> dict:
-    """One route of ROUTES on one provider's tuning set (``case``) through the surrogate ``net``
-    it trained: its agreement with the black box on the test split, its gradient's median
-    cosine with the provider's at the developer's explanations (a diagnostic no user has), and
-    ours (SETTINGS) through it at each budget."""
-    test = evaluation.predict_logits(case.model, dataset.test.x).argmax(1)
-    agreement = evaluation.predict_logits(net, dataset.test.x).argmax(1) == test
+def route_record(
+    name: str, route: dict, net: nn.Module, case: Case, trained: surrogate.Surrogate, args
+) -> dict:
+    """One route (``route``, ROUTES[name]) on one provider's tuning set (``case``) through the
+    surrogate ``net`` it trained: its agreement with the black box on the test split, its
+    gradient's median cosine with the provider's at the developer's explanations (a diagnostic
+    no user has), and ours (SETTINGS) through it at each budget (in two halves with
+    ``halves``, ``trained``'s pool answers and the first half's refitting it between them)."""
+    test = evaluation.predict_logits(case.model, case.test).argmax(1)
+    agreement = evaluation.predict_logits(net, case.test).argmax(1) == test
     options = {**SETTINGS, "starts": case.starts}
-    curve = curves.ours_curve(
-        case.model, net, case.mistakes, case.whitebox, args.budgets, name, **options
-    )
+    subject = (case.model, net, case.mistakes, case.whitebox, args.budgets, name)
+    if "halves" in route:
+        pool = (trained.x, trained.targets)
+        options.update(pool=pool, refit_epochs=route["halves"], seed=args.seed + 2)
+        curve = curves.halves_curve(*subject, **options)
+    else:
+        curve = curves.ours_curve(*subject, **options)
     print(f"  {name:48}" + row(curve), flush=True)
     return {
         "agreement": agreement.float().mean().item(),
@@ -303,12 +322,14 @@ def route_record(name: str, net: nn.Module, case: Case, dataset: data.Dataset, a
 @dataclass(frozen=True)
 class Case:
     """What a route is judged on: the provider, its mistakes, the developer's explanations of
-    them, and the pool images answered y nearest them (ours' starts)."""
+    them, the pool images answered y nearest them (ours' starts), and the test images on which
+    a surrogate's agreement with the provider is measured."""
 
     model: nn.Module
     mistakes: Mistakes
     whitebox: Explanation
     starts: torch.Tensor
+    test: torch.Tensor
 
 
 def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args) -> nn.Module:

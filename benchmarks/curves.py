@@ -5,6 +5,8 @@ curve (the paper's point from surrogates trained on few labels)."""
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import math
 import tempfile
 import time
@@ -119,6 +121,92 @@ def ours_curve(
         fresh = evaluation.predict_logits(model, result.x_adv).argmax(1) == mistakes.y
         assert torch.equal(result.success, fresh)
         records.append({**point(model, name, budget, result, whitebox), **elapsed()})
+    return records
+
+
+class Recorder(blackbox.BlackBox):
+    """A ``BlackBox`` that keeps every image it answered about (as it answered: rounded where
+    it rounds) and the probabilities it answered: the end user's own log of what they bought."""
+
+    def __init__(self, model, **options) -> None:
+        super().__init__(model, **options)
+        self.asked: list[torch.Tensor] = []
+        self.answered: list[torch.Tensor] = []
+
+    def _ask(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super()._ask(x)
+        self.asked.append(self.quantize(x.detach()))
+        self.answered.append(logits.softmax(1))
+        return logits
+
+
+def halves_curve(
+    model,
+    net,
+    mistakes: Mistakes,
+    whitebox: Explanation,
+    budgets,
+    name: str,
+    *,
+    pool: tuple[torch.Tensor, torch.Tensor],
+    refit_epochs: int,
+    seed: int,
+    starts: torch.Tensor | None = None,
+    **settings,
+) -> list[dict]:
+    """``boundary.explain`` with ``settings`` in two halves of each budget: the first as
+    ``ours_curve`` runs it, through ``net``; then a copy of ``net`` trained ``refit_epochs``
+    more epochs on ``pool`` (the labelled pool's images and answers) and every image the first
+    half asked about with its answer (points near the boundary: the most informative labels
+    an end user buys; 0 epochs: ``net`` itself, the split's own cost); the second half searches
+    from the first's points (as starts, at no query) through it, the surrogate-guided step
+    cut to one query. Queries per image add up over the halves, within the budget; each point
+    also has ``refit_gradient_cosine``, the refit surrogate's ``gradient_cosine``, if any."""
+    records = []
+    for budget in budgets:
+        elapsed, half = clock(), budget // 2
+        if half < 2:
+            raise ValueError(f"halves_curve needs budgets of at least 4, got {budget}.")
+        first_box, schedule = Recorder(model), min(SCHEDULE_QUERIES, half - 1)
+        first = boundary.explain(
+            first_box,
+            net,
+            mistakes,
+            max_queries=schedule,
+            num_shrink_queries=half - schedule,
+            starts=starts,
+            **settings,
+        )
+        refit = copy.deepcopy(net)
+        if refit_epochs:
+            x = torch.cat([pool[0], *first_box.asked])
+            targets = torch.cat([pool[1], *first_box.answered])
+            surrogate.fit(refit, x, targets, num_epochs=refit_epochs, seed=seed)
+        begin = torch.where(first.success[:, None, None, None], first.x_adv, mistakes.x)
+        second_box = blackbox.BlackBox(model)
+        second = boundary.explain(
+            second_box,
+            refit.eval(),
+            mistakes,
+            max_queries=1,
+            num_shrink_queries=budget - half - 1,
+            starts=begin,
+            **settings,
+        )
+        result = dataclasses.replace(
+            second,
+            queries=first.queries + second.queries,
+            forward_passes=first.forward_passes + second.forward_passes,
+        )
+        assert first_box.queries + second_box.queries == result.forward_passes.sum().item()
+        assert (result.queries <= budget).all()
+        assert (result.l2 <= first.l2 + 1e-6)[first.success].all()  # a start is never lost
+        fresh = evaluation.predict_logits(model, result.x_adv).argmax(1) == mistakes.y
+        assert torch.equal(result.success, fresh)
+        record = {**point(model, name, budget, result, whitebox), **elapsed()}
+        if refit_epochs:  # the diagnostic, after the refit
+            record["refit_gradient_cosine"] = gradient_cosine(model, refit, mistakes, whitebox)
+        records.append(record)
     return records
 
 

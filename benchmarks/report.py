@@ -339,10 +339,11 @@ def blackbox_routes(report: dict) -> str:
     """Each route to a better prior (how the end user's surrogate is trained on the same
     answers) on each provider's tuning set: agreement, gradient cosine, ours through it."""
     budgets = report["budgets"]
-    header = ["provider", "route", "agreement", "gradient cosine"]
+    header = ["provider", "route", "agreement", "gradient cosine", "after the refit"]
     header += [f"{budget} queries" for budget in budgets]
     rows = [
         [family, name, percent(route["agreement"]), number(route["gradient_cosine"])]
+        + [refit_cosines(route["curve"])]
         + [
             ratio_cell(p["median_l2_ratio_to_whitebox"], p["success_rate"], p["success_rate"])
             for p in route["curve"]
@@ -356,11 +357,18 @@ def blackbox_routes(report: dict) -> str:
         f"({', '.join(f'{k}={v}' for k, v in report['settings']['ours'].items())}) through it "
         f"on the tuning set (the first {report['max_images']} pool mistakes, never reported). "
         "Gradient cosine: the median cosine of the surrogate's gradient with the provider's at "
-        "the developer's explanations, a diagnostic no user has; sizes: median L2 ÷ the "
-        "developer's (success).\n\n"
+        "the developer's explanations, a diagnostic no user has; after the refit: the same "
+        "for the surrogate the second half searched through, at each budget (— where the "
+        "route did not refit it); sizes: median L2 ÷ the developer's (success).\n\n"
         + table(rows, header)
         + route_choice(report.get("route_choice"))
     )
+
+
+def refit_cosines(curve: list[dict]) -> str:
+    """The gradient cosine of a route's refit surrogate at each budget, "—" if none."""
+    cosines = [p["refit_gradient_cosine"] for p in curve if "refit_gradient_cosine" in p]
+    return " / ".join(number(c) for c in cosines) if len(cosines) == len(curve) else "—"
 
 
 def route_choice(choice: dict | None) -> str:

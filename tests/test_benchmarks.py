@@ -172,12 +172,17 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     choice = routes["route_choice"]  # None: no route explained every tuning mistake
     assert list(choice["scores"]) == list(routes["routes"])
     assert choice["choice"] in [None, *routes["routes"]]
-    for route in provider["routes"].values():
+    for name, route in provider["routes"].items():
         assert 0 <= route["agreement"] <= 1 and -1 <= route["gradient_cosine"] <= 1
         assert [p["budget"] for p in route["curve"]] == [10]
-    assert "| PatchMixer | one of each candidate family |" in benchmark_report().blackbox_routes(
-        routes
-    )
+        assert all(p["mean_queries"] <= 10 for p in route["curve"])
+        # a surrogate refit between two halves: how its gradient points after the refit
+        refit = bool(routes["routes"][name].get("halves"))
+        assert all(("refit_gradient_cosine" in p) == refit for p in route["curve"])
+    assert sum("halves" in route for route in routes["routes"].values()) == 2
+    text = benchmark_report().blackbox_routes(routes)
+    assert "| PatchMixer | one of each candidate family |" in text
+    assert "refit between two halves |" in text and "| — |" in text  # no refit: no cosine after
 
 
 @needs_peers("adv_lib", "torchattacks")
