@@ -141,6 +141,9 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
         labels = provider["label_curve"]
         assert [(r["label_queries"], r["method"]) for r in labels] == [(15, "paper"), (15, "ours")]
         assert labels[1]["mean_queries"] <= report["label_budget"] < 8.73
+        # one surrogate serves both: its training is timed once, apart from each explanation
+        assert labels[0]["training_seconds"] == labels[1]["training_seconds"] > 0
+        assert all(r["seconds"] > 0 for r in labels)
         assert set(provider["targets"]) == set(report["targets"])
     assert list(report["headline"]) == methods
     assert report["cpu_seconds"] > 0 and len(report["load_average"]["start"]) == 3
