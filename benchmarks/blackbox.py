@@ -338,7 +338,8 @@ def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args
     names = [c for c in CANDIDATES if c != family] if route.get("mixed") else [chosen]
     members = 1 if route.get("mixed") or "pgd" in route else args.num_members
     transform = None
-    if "pgd" in route:  # PGD examples of the answers' top class
+    if "pgd" in route:  # PGD examples of the answers' top class, random starts drawn afresh
+        starts = torch.Generator().manual_seed(args.seed)  # for every batch from one generator
         transform = defences.adversarial(
             lambda model, x, y: attacks.forward.pgd(
                 model,
@@ -347,7 +348,7 @@ def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args
                 eps=route["pgd"],
                 norm="l2",
                 num_steps=3,
-                generator=torch.Generator().manual_seed(args.seed),
+                generator=starts,
                 stop_at_success=False,
             )
         )
