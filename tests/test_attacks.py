@@ -207,7 +207,7 @@ class Bent(nn.Module):
 BENDS = {  # name -> (bend, most queries at overshoot 0.1; a fixed 5% overshoot needed 4, 6 and 9)
     "u|u|": (lambda u: u * u.abs(), 3),
     "u^3": (lambda u: u**3, 4),
-    "u^5": (lambda u: u**5, 8),
+    "u^5": (lambda u: u**5, 9),  # 8 held until hypothesis drew seed 325, distance 0.5 (9)
 }
 
 
