@@ -162,11 +162,11 @@ def halves_curve(
     from the first's points (as starts, at no query) through it, the surrogate-guided step
     cut to one query. Queries per image add up over the halves, within the budget; each point
     also has ``refit_gradient_cosine``, the refit surrogate's ``gradient_cosine``, if any."""
+    if min(budgets) < 4:  # before any query: each half needs two
+        raise ValueError(f"halves_curve needs budgets of at least 4, got {min(budgets)}.")
     records = []
     for budget in budgets:
         elapsed, half = clock(), budget // 2
-        if half < 2:
-            raise ValueError(f"halves_curve needs budgets of at least 4, got {budget}.")
         first_box, schedule = Recorder(model), min(SCHEDULE_QUERIES, half - 1)
         first = boundary.explain(
             first_box,
