@@ -1,8 +1,22 @@
-"""Keep every test's models and figures out of the course's own artifacts/ folder."""
+"""Keep every test's models and figures out of the course's own artifacts/ folder, and make the
+property tests draw the same examples on every run."""
 
 import os
 
 import pytest
+
+try:
+    from hypothesis import settings
+except ImportError:  # .venv-colab/ has Colab's packages only; its tests draw no examples
+    settings = None
+
+# "repeatable" (the default): hypothesis derives its examples from each test's name, so a run
+# that passed passes again on any machine, CI's included; HYPOTHESIS_PROFILE=explore draws new
+# ones each run (hypothesis's own default), to look for a counterexample on purpose.
+if settings is not None:
+    settings.register_profile("repeatable", derandomize=True)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session", autouse=True)
