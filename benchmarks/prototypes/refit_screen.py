@@ -17,20 +17,13 @@ provider (a diagnostic no user has) is written beside the surrogate's before.
 from __future__ import annotations
 
 import copy
-import json
-import sys
-import types
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parents[1])]
+import screening  # first: it puts benchmarks/ and the repository on the path
+import torch
+from screening import bench, curves
 
-import blackbox as bench  # noqa: E402  (benchmarks/blackbox.py)
-import curves  # noqa: E402
-import torch  # noqa: E402
-
-from helpers import attacks, data, evaluation, surrogate, training  # noqa: E402
-from helpers.attacks import boundary  # noqa: E402
+from helpers import data, surrogate
+from helpers.attacks import boundary
 
 BUDGET = 250  # half of the largest target budget, as the halves routes spend first
 VARIANTS = {  # name -> (the pool's answers too, epochs, learning rate)
@@ -41,17 +34,10 @@ VARIANTS = {  # name -> (the pool's answers too, epochs, learning rate)
 }
 
 
-def screen(family: str, dataset: data.Dataset, args) -> dict:
+def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     """VARIANTS' gradient cosines on one provider."""
-    model, _, _ = training.train_new_cnn(
-        dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
-    )
-    model.eval()
-    trained = bench.train_user_surrogate(model, dataset, family, args)
-    net = bench.route_surrogate(bench.ROUTES[bench.ROUTE], trained, family, args)
-    mistakes = evaluation.find_misclassified(model, dataset.pool)
-    mistakes = mistakes[mistakes.index.argsort()[: args.max_images]]
-    whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
+    model, trained, net = provider.model, provider.trained, provider.net
+    mistakes, whitebox, family = provider.mistakes, provider.whitebox, provider.family
     starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
     box, schedule = curves.Recorder(model), curves.SCHEDULE_QUERIES
     options = {**bench.SETTINGS, "starts": starts}
@@ -66,29 +52,15 @@ def screen(family: str, dataset: data.Dataset, args) -> dict:
         x = torch.cat([trained.x, asked]) if pool else asked
         targets = torch.cat([trained.targets, answered]) if pool else answered
         refit = copy.deepcopy(net)
-        surrogate.fit(refit, x, targets, num_epochs=epochs, lr=lr, seed=args.seed + 2)
+        surrogate.fit(refit, x, targets, num_epochs=epochs, lr=lr, seed=screening.ARGS.seed + 2)
         record[name] = curves.gradient_cosine(model, refit.eval(), mistakes, whitebox)
         print(f"{family}: {name}: {record[name]:.3f} (before {record['before']:.3f})", flush=True)
     return record
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    args = types.SimpleNamespace(
-        num_epochs=8, seed=0, surrogate_epochs=40, num_members=4, max_images=20
-    )
-    dataset = data.load_dataset(data.BUNDLED)
-    elapsed = curves.clock()
-    providers = {family: screen(family, dataset, args) for family in bench.FAMILIES}
-    result = {
-        "command": "python benchmarks/prototypes/refit_screen.py",
-        "route": bench.ROUTE,
-        "budget": BUDGET,
-        "variants": {name: dict(zip(("pool", "epochs", "lr"), v)) for name, v in VARIANTS.items()},
-        "providers": providers,
-        **elapsed(),
-    }
-    (HERE / "refit_screen.json").write_text(json.dumps(result, indent=2) + "\n")
+    variants = {name: dict(zip(("pool", "epochs", "lr"), v)) for name, v in VARIANTS.items()}
+    screening.run(__file__, screen, route=bench.ROUTE, budget=BUDGET, variants=variants)
 
 
 if __name__ == "__main__":

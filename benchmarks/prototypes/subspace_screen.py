@@ -18,27 +18,13 @@ is the baseline.
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
-import types
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parents[1])]
+import screening  # first: it puts benchmarks/ and the repository on the path
+import torch
+from screening import bench, gradients
 
-import blackbox as bench  # noqa: E402  (benchmarks/blackbox.py)
-import curves  # noqa: E402
-import torch  # noqa: E402
-
-from helpers import attacks, data, engine, evaluation, geometry, objectives, training  # noqa: E402
-
-
-def gradients(model, mistakes, whitebox) -> torch.Tensor:
-    """(N, D) the gradient of y against the provider's answer at the white-box end points."""
-    pair = objectives.pair(mistakes.y_pred)
-    grad = engine.objective_gradient(model, whitebox.x_adv, mistakes.y, pair)[2]
-    return grad.flatten(1)
+from helpers import data, geometry
 
 
 def span_cosine(target: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
@@ -49,55 +35,42 @@ def span_cosine(target: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     return projection.norm(dim=1) / target.norm(dim=1)
 
 
-def screen(family: str, dataset: data.Dataset, args) -> dict:
+def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     """The mean's and the span's cosines with the provider's gradient on one provider."""
-    model, _, _ = training.train_new_cnn(
-        dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
+    model, mistakes, whitebox = provider.model, provider.mistakes, provider.whitebox
+    chosen = bench.route_surrogate(
+        bench.ROUTES["the chosen family"], provider.trained, provider.family, screening.ARGS
     )
-    model.eval()
-    trained = bench.train_user_surrogate(model, dataset, family, args)
-    nets = {
-        name: bench.route_surrogate(bench.ROUTES[name], trained, family, args)
-        for name in (bench.ROUTE, "the chosen family")
-    }
-    mistakes = evaluation.find_misclassified(model, dataset.pool)
-    mistakes = mistakes[mistakes.index.argsort()[: args.max_images]]
-    whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
+    nets = {bench.ROUTE: provider.net, "the chosen family": chosen}
     explained = whitebox.success
-    provider = geometry.unit(gradients(model, mistakes, whitebox))[explained]
+    provider_gradient = geometry.unit(gradients(model, mistakes, whitebox))[explained]
     members = [m for net in nets.values() for m in net.members]
     basis = torch.stack([gradients(m, mistakes, whitebox) for m in members], 1)[explained]
-    noise = torch.randn(basis.shape, generator=torch.Generator().manual_seed(args.seed))
+    generator = torch.Generator().manual_seed(screening.ARGS.seed)
+    noise = torch.randn(basis.shape, generator=generator)
     record = {
-        f"mean of {name}": (geometry.unit(gradients(net, mistakes, whitebox))[explained] * provider)
+        f"mean of {name}": (
+            geometry.unit(gradients(net, mistakes, whitebox))[explained] * provider_gradient
+        )
         .sum(1)
         .median()
         .item()
         for name, net in nets.items()
     }
     record["members"] = len(members)
-    record["span of every member"] = span_cosine(provider, basis).median().item()
-    record["span of as many random directions"] = span_cosine(provider, noise).median().item()
-    print(family, {k: round(v, 3) for k, v in record.items()}, flush=True)
+    record["span of every member"] = span_cosine(provider_gradient, basis).median().item()
+    record["span of as many random directions"] = (
+        span_cosine(provider_gradient, noise).median().item()
+    )
+    print(provider.family, {k: round(v, 3) for k, v in record.items()}, flush=True)
     return record
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    args = types.SimpleNamespace(
-        num_epochs=8, seed=0, surrogate_epochs=40, num_members=4, max_images=20
-    )
-    dataset = data.load_dataset(data.BUNDLED)
-    elapsed = curves.clock()
-    providers = {family: screen(family, dataset, args) for family in bench.FAMILIES}
-    result = {
-        "command": "python benchmarks/prototypes/subspace_screen.py",
-        "statistic": "median over the tuning mistakes the developer explains",
-        "providers": providers,
-        **elapsed(),
-    }
-    (HERE / "subspace_screen.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(statistics.median(p["span of every member"] for p in providers.values()))
+    statistic = "median over the tuning mistakes the developer explains"
+    result = screening.run(__file__, screen, statistic=statistic)
+    providers = result["providers"].values()
+    print(statistics.median(p["span of every member"] for p in providers))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""What every screening of issue 27 here shares: each provider of benchmarks/blackbox.py, trained
+and surrogated as its ``--routes`` run does (the provider's family left out of the end user's
+candidates, the surrogate trained by ROUTE), its tuning set (the first ``max_images`` pool
+mistakes, never reported) with the developer's explanations of it, and the JSON each screening
+writes beside itself. Not part of the benchmark: its scripts import it, run alone at 1 thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parents[1])]
+
+import blackbox as bench  # noqa: E402  (benchmarks/blackbox.py)
+import curves  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from helpers import attacks, data, engine, evaluation, objectives, surrogate, training  # noqa: E402
+from helpers.records import Explanation, Mistakes  # noqa: E402
+
+ARGS = types.SimpleNamespace(
+    num_epochs=8, seed=0, surrogate_epochs=40, num_members=4, max_images=20
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Provider:
+    """One provider as a screening sees it: ``model`` (its family ``family``), the end user's
+    pool answers and choice (``trained``), ROUTE's surrogate (``net``), the tuning set
+    (``mistakes``) and the developer's explanations of it (``whitebox``)."""
+
+    family: str
+    model: nn.Module
+    trained: surrogate.Surrogate
+    net: nn.Module
+    mistakes: Mistakes
+    whitebox: Explanation
+
+
+def provider(family: str, dataset: data.Dataset, args=ARGS) -> Provider:
+    """The provider of ``family``, trained as the benchmark trains it, and what the user has."""
+    model, _, _ = training.train_new_cnn(
+        dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
+    )
+    model.eval()
+    trained = bench.train_user_surrogate(model, dataset, family, args)
+    net = bench.route_surrogate(bench.ROUTES[bench.ROUTE], trained, family, args)
+    mistakes = evaluation.find_misclassified(model, dataset.pool)
+    mistakes = mistakes[mistakes.index.argsort()[: args.max_images]]
+    whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
+    return Provider(family, model, trained, net, mistakes, whitebox)
+
+
+def gradients(model, mistakes: Mistakes, whitebox: Explanation) -> torch.Tensor:
+    """(N, D) the gradient of y against the provider's answer at the white-box end points."""
+    pair = objectives.pair(mistakes.y_pred)
+    grad = engine.objective_gradient(model, whitebox.x_adv, mistakes.y, pair)[2]
+    return grad.flatten(1)
+
+
+def run(script: str, screen: Callable[[Provider, data.Dataset], dict], **fields) -> dict:
+    """``screen`` on every provider, alone at 1 thread; the result, with the command and the
+    time it took, goes to the JSON beside ``script`` (its ``__file__``)."""
+    torch.set_num_threads(1)
+    dataset = data.load_dataset(data.BUNDLED)
+    elapsed = curves.clock()
+    providers = {family: screen(provider(family, dataset), dataset) for family in bench.FAMILIES}
+    path = Path(script)
+    result = {
+        "command": f"python benchmarks/prototypes/{path.name}",
+        **fields,
+        "providers": providers,
+        **elapsed(),
+    }
+    path.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
