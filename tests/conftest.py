@@ -1,7 +1,8 @@
-"""Keep every test's models and figures out of the course's own artifacts/ folder, and make the
-property tests draw the same examples on every run."""
+"""Keep every test's models and figures out of the course's own artifacts/ folder, close the
+figures each test opened, and make the property tests draw the same examples on every run."""
 
 import os
+import sys
 
 import pytest
 
@@ -25,3 +26,11 @@ def separate_artifacts(tmp_path_factory):
     if "COURSE_ARTIFACTS" not in os.environ:
         os.environ["COURSE_ARTIFACTS"] = str(tmp_path_factory.mktemp("artifacts"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close every pyplot figure a test left open (matplotlib warns past 20, and keeps them)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
