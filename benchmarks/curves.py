@@ -116,12 +116,19 @@ def ours_curve(
             num_shrink_queries=budget - schedule,
             **settings,
         )
-        assert black_box.queries == result.forward_passes.sum().item()
-        assert (result.queries <= budget).all()
-        fresh = evaluation.predict_logits(model, result.x_adv).argmax(1) == mistakes.y
-        assert torch.equal(result.success, fresh)
+        check(model, mistakes, result, budget, black_box.queries)
         records.append({**point(model, name, budget, result, whitebox), **elapsed()})
     return records
+
+
+def check(model, mistakes: Mistakes, result: Explanation, budget: int, answered: int) -> None:
+    """What a curve's every point owes: the black boxes answered ``answered`` images, every
+    one of them counted in ``result``; no image spent more than ``budget`` queries; and each
+    success is a fresh prediction of y by the provider."""
+    assert answered == result.forward_passes.sum().item()
+    assert (result.queries <= budget).all()
+    fresh = evaluation.predict_logits(model, result.x_adv).argmax(1) == mistakes.y
+    assert torch.equal(result.success, fresh)
 
 
 class Recorder(blackbox.BlackBox):
@@ -177,7 +184,7 @@ def halves_curve(
             starts=starts,
             **settings,
         )
-        refit = copy.deepcopy(net)
+        refit = copy.deepcopy(net) if refit_epochs else net  # 0: the split's own cost
         if refit_epochs:
             x = torch.cat([pool[0], *first_box.asked])
             targets = torch.cat([pool[1], *first_box.answered])
@@ -198,11 +205,8 @@ def halves_curve(
             queries=first.queries + second.queries,
             forward_passes=first.forward_passes + second.forward_passes,
         )
-        assert first_box.queries + second_box.queries == result.forward_passes.sum().item()
-        assert (result.queries <= budget).all()
+        check(model, mistakes, result, budget, first_box.queries + second_box.queries)
         assert (result.l2 <= first.l2 + 1e-6)[first.success].all()  # a start is never lost
-        fresh = evaluation.predict_logits(model, result.x_adv).argmax(1) == mistakes.y
-        assert torch.equal(result.success, fresh)
         record = {**point(model, name, budget, result, whitebox), **elapsed()}
         if refit_epochs:  # the diagnostic, after the refit
             record["refit_gradient_cosine"] = gradient_cosine(model, refit, mistakes, whitebox)

@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import common  # noqa: E402  (benchmarks/ is not a package)
+import curves  # noqa: E402
 
 from helpers import attacks, explorer  # noqa: E402
 
@@ -572,3 +573,17 @@ def test_each_screening_still_imports_and_keeps_the_result_it_wrote(script, monk
     assert result["command"] == f"python benchmarks/prototypes/{script.name}"
     assert list(result["providers"]) == list(module.screening.bench.FAMILIES)
     assert result["seconds"] > 0
+
+
+def test_halves_curve_refuses_a_budget_under_four_before_any_query():
+    asked = []
+
+    def provider(x):
+        asked.append(len(x))
+        return x.new_zeros(len(x), 10)
+
+    with pytest.raises(ValueError, match="budgets of at least 4, got 3"):
+        curves.halves_curve(
+            provider, None, None, None, (100, 3), "split", pool=None, refit_epochs=0, seed=0
+        )
+    assert asked == []  # the budget of 100, listed first, spent nothing either

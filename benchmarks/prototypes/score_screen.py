@@ -65,6 +65,10 @@ class Margin:
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         self.queries += len(points)
+        return self.uncounted(points)
+
+    def uncounted(self, points: torch.Tensor) -> torch.Tensor:
+        """m at ``points`` as the black box answers it, not counted here (x's own answer)."""
         return margins(lambda p: self.box.probabilities(p).log(), self.y, points)
 
 
@@ -100,8 +104,7 @@ def search(box, net, model, x, y, start, spent, variant, generator):
     num_random, steps, spread = variant
     budget = max(BUDGETS)
     margin = Margin(box, y, spent)
-    mx = margins(lambda p: box.probabilities(p).log(), y, x[None])[0].item()  # x's answer
-    margin.queries = spent  # as for ours, x's answer is not a query
+    mx = margin.uncounted(x[None])[0].item()  # as for ours, x's answer is not a query
     mz = margin(start[None])[0].item()
     if mz < 0:
         return [(margin.queries, math.inf)], math.nan
