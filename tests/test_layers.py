@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helpers"
 # bottom to top; a module may import modules of its own floor or below, never above
 FLOORS = [
     {"runtime", "validation", "records", "objectives", "geometry"},
-    {"models", "zoo", "generators", "data"},
+    {"models", "zoo", "generators", "translation", "data"},
     {"architectures", "engine", "blackbox", "evaluation", "metrics", "evidence", "spectrum"},
     {"checkpoints", "decoy", "weaknesses", "attributions", "faithfulness"},
     {"training", "serving"},

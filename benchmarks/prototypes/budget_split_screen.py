@@ -57,7 +57,7 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     """The gradient cosine of the pool-only surrogate and of VARIANTS', and ours through each at
     BUDGETS, on one provider."""
     model, trained, net, family = provider.model, provider.trained, provider.net, provider.family
-    mistakes, whitebox, route = provider.mistakes, provider.whitebox, bench.ROUTES[bench.ROUTE]
+    mistakes, whitebox, route = provider.mistakes, provider.whitebox, bench.ROUTES[screening.ROUTE]
     starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
     options = {**bench.SETTINGS, "starts": starts}
     nets = {"pool only": net}
@@ -83,7 +83,7 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
 
 def main() -> None:
     statistic = "median over the tuning mistakes the developer explains"
-    fields = dict(route=bench.ROUTE, extra_labels=EXTRA, budgets=BUDGETS, statistic=statistic)
+    fields = dict(route=screening.ROUTE, extra_labels=EXTRA, budgets=BUDGETS, statistic=statistic)
     screening.run(__file__, screen, **fields)
 
 

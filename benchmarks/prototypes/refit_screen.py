@@ -60,7 +60,7 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
 
 def main() -> None:
     variants = {name: dict(zip(("pool", "epochs", "lr"), v)) for name, v in VARIANTS.items()}
-    screening.run(__file__, screen, route=bench.ROUTE, budget=BUDGET, variants=variants)
+    screening.run(__file__, screen, route=screening.ROUTE, budget=BUDGET, variants=variants)
 
 
 if __name__ == "__main__":

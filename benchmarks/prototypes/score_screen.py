@@ -34,7 +34,6 @@ import statistics
 
 import screening  # first: it puts benchmarks/ and the repository on the path
 import torch
-from screening import bench
 
 from helpers import blackbox, data, geometry, surrogate
 from helpers.attacks import transfer
@@ -183,7 +182,7 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
 
 def main() -> None:
     statistic = "median over the tuning mistakes the developer explains"
-    fields = dict(statistic=statistic, route=bench.ROUTE, budgets=BUDGETS)
+    fields = dict(statistic=statistic, route=screening.ROUTE, budgets=BUDGETS)
     providers = screening.run(__file__, screen, **fields)["providers"]
     for name in VARIANTS:
         sums = {

@@ -41,7 +41,7 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     chosen = bench.route_surrogate(
         bench.ROUTES["the chosen family"], provider.trained, provider.family, screening.ARGS
     )
-    nets = {bench.ROUTE: provider.net, "the chosen family": chosen}
+    nets = {screening.ROUTE: provider.net, "the chosen family": chosen}
     explained = whitebox.success
     provider_gradient = geometry.unit(gradients(model, mistakes, whitebox))[explained]
     members = [m for net in nets.values() for m in net.members]
