@@ -54,7 +54,17 @@ import curves
 import torch
 from torch import nn
 
-from helpers import attacks, blackbox, data, defences, evaluation, metrics, surrogate, training
+from helpers import (
+    attacks,
+    blackbox,
+    data,
+    defences,
+    evaluation,
+    metrics,
+    surrogate,
+    training,
+    translation,
+)
 from helpers.attacks import boundary
 from helpers.records import Explanation, Mistakes
 
@@ -94,7 +104,9 @@ OURS_8_BITS = "ours through an API of 8-bit images"
 # noise of that standard deviation on every batch (``surrogate.fit``); pgd: L2 PGD examples of
 # that radius (3 steps), a "robust surrogate"; halves: the search in two halves of each
 # budget, the surrogate trained that many more epochs between them on the pool's answers and
-# the first half's (``curves.halves_curve``; 0: the split alone, its cost).
+# the first half's (``curves.halves_curve``; 0: the split alone, its cost); shifts: the trained
+# surrogate averaged over its input shifted by up to that many pixels each way
+# (``translation.ShiftAveraged``: a smoother gradient at no query).
 MIXED_NOISE = {"mixed": True, "noise": 0.2}
 REFIT_EPOCHS = 10  # the refit's epochs over the pool and the first half's answers
 ROUTES = {
@@ -108,9 +120,18 @@ ROUTES = {
         **MIXED_NOISE,
         "halves": REFIT_EPOCHS,
     },
+    "one of each candidate family, noise σ = 0.2, averaged over shifts of 1 px": {
+        **MIXED_NOISE,
+        "shifts": 1,
+    },
+    "one of each candidate family, noise σ = 0.2, averaged over shifts of 2 px": {
+        **MIXED_NOISE,
+        "shifts": 2,
+    },
 }
-ROUTE = "one of each candidate family, noise σ = 0.2"  # ROUTE_RULE's choice on the routes'
-# tuning run (build/bench/blackbox_routes.json), made while ROUTE was "the chosen family"
+ROUTE = "one of each candidate family, noise σ = 0.2, averaged over shifts of 2 px"  # ROUTE_RULE's
+# choice on the routes' tuning run (build/bench/blackbox_routes.json), made while ROUTE was
+# "one of each candidate family, noise σ = 0.2" (itself chosen while it was "the chosen family")
 TUNING_ROUTE = "the chosen family"  # --tune's: the surrogate before the routes were measured
 ROUTE_RULE = (
     "among the routes that explain every tuning mistake at 100 and 500 queries on every tuning "
@@ -364,6 +385,8 @@ def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args
     options = dict(num_epochs=args.surrogate_epochs, seed=args.seed + 1)
     noise = route.get("noise", 0.0)
     surrogate.fit(net, trained.x, trained.targets, noise=noise, transform=transform, **options)
+    if route.get("shifts"):
+        return translation.ShiftAveraged(net, route["shifts"]).eval()
     return net.eval()
 
 
