@@ -9,7 +9,9 @@ to ``reach`` pixels each way does it by the model's own means:
 
 Its input gradient is the surrogate's gradient at each shifted image, shifted back and
 averaged, so a search takes it as its prior unchanged, and it costs computing time only, never
-a query. The shift repeats the edge pixels (MNIST's are blank, where it equals a roll).
+a query. The shift repeats the edge pixels rather than wrapping them around: on images with
+blank borders, such as MNIST's, its output equals a roll's, and so does its gradient but on the
+outermost pixels, which also collect the gradient of their repeated copies.
 """
 
 from __future__ import annotations
