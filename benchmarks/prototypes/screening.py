@@ -64,9 +64,13 @@ def provider(family: str, dataset: data.Dataset, args=ARGS) -> Provider:
 
 def gradients(model, mistakes: Mistakes, whitebox: Explanation) -> torch.Tensor:
     """(N, D) the gradient of y against the provider's answer at the white-box end points."""
+    return gradients_at(model, mistakes, whitebox.x_adv)
+
+
+def gradients_at(model, mistakes: Mistakes, points: torch.Tensor) -> torch.Tensor:
+    """(N, D) the gradient of y against the provider's answer at ``points`` (N, C, H, W)."""
     pair = objectives.pair(mistakes.y_pred)
-    grad = engine.objective_gradient(model, whitebox.x_adv, mistakes.y, pair)[2]
-    return grad.flatten(1)
+    return engine.objective_gradient(model, points, mistakes.y, pair)[2].flatten(1)
 
 
 def run(script: str, screen: Callable[[Provider, data.Dataset], dict], **fields) -> dict:

@@ -24,11 +24,9 @@ nothing but computing time.
 
 from __future__ import annotations
 
-import statistics
-
 import screening  # first: it puts benchmarks/ and the repository on the path
 import torch
-from screening import bench, curves, gradients
+from screening import bench, curves, gradients_at
 from torch.nn import functional as F
 
 from helpers import data, geometry, surrogate
@@ -46,7 +44,7 @@ def noise_averaged(net, mistakes, points, sigma: float, generator) -> torch.Tens
     total = torch.zeros(len(points), points[0].numel())
     for _ in range(SAMPLES):
         noisy = points + sigma * torch.randn(points.shape, generator=generator)
-        total += gradients(net, mistakes, _At(noisy))
+        total += gradients_at(net, mistakes, noisy)
     return total / SAMPLES
 
 
@@ -70,16 +68,9 @@ def shift_averaged(net, mistakes, points, reach: int) -> torch.Tensor:
     shifts = [(dy, dx) for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)]
     for dy, dx in shifts:
         moved = torch.roll(points, shifts=(dy, dx), dims=(-2, -1))
-        grad = gradients(net, mistakes, _At(moved)).view(points.shape)
+        grad = gradients_at(net, mistakes, moved).view(points.shape)
         total += torch.roll(grad, shifts=(-dy, -dx), dims=(-2, -1)).flatten(1)
     return total / len(shifts)
-
-
-class _At:
-    """Stands in for an explanation whose end points are ``x_adv`` (what ``gradients`` reads)."""
-
-    def __init__(self, x_adv: torch.Tensor):
-        self.x_adv = x_adv
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -92,12 +83,11 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     mistakes, whitebox, net = provider.mistakes, provider.whitebox, provider.net
     explained = whitebox.success
     mistakes, points = mistakes[explained], whitebox.x_adv[explained]
-    at = _At(points)
-    target = gradients(provider.model, mistakes, at)
-    raw = gradients(net, mistakes, at)
+    target = gradients_at(provider.model, mistakes, points)
+    raw = gradients_at(net, mistakes, points)
     generator = torch.Generator().manual_seed(screening.ARGS.seed)
     record = {"raw (the search's prior now)": cosine(raw, target)}
-    members = torch.stack([geometry.unit(gradients(m, mistakes, at)) for m in net.members])
+    members = torch.stack([geometry.unit(gradients_at(m, mistakes, points)) for m in net.members])
     record["mean of each member's unit gradient"] = cosine(members.mean(0), target)
     for sigma in (0.1, 0.2, 0.3, 0.5):
         smooth = noise_averaged(net, mistakes, points, sigma, generator)
@@ -116,7 +106,7 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
         blurred(target, points.shape, 1.0), target
     )
     record["shift-averaged model, 1 px (its gradient)"] = cosine(
-        gradients(ShiftAveraged(net, 1), mistakes, at), target
+        gradients_at(ShiftAveraged(net, 1), mistakes, points), target
     )
     print(provider.family, {k: round(v, 3) for k, v in record.items()}, flush=True)
     return {"cosines": record, "searches": searches(provider)}
@@ -153,7 +143,6 @@ def main() -> None:
     providers = [p["cosines"] for p in result["providers"].values()]
     for name in providers[0]:
         print(f"{name}: {[round(p[name], 3) for p in providers]}", flush=True)
-    print(statistics.median(p["raw (the search's prior now)"] for p in providers))
 
 
 if __name__ == "__main__":
