@@ -26,9 +26,11 @@ from helpers import attacks, data, engine, evaluation, objectives, surrogate, tr
 from helpers.records import Explanation, Mistakes  # noqa: E402
 
 ROUTE = "one of each candidate family, noise σ = 0.2"
-"""The route every screening trains its surrogate by: the benchmark's ROUTE while they were
-written. The benchmark's ROUTE since (this route averaged over shifts of 2 pixels) came out of
-smoothing_screen.py, so the screenings keep the route they measured and reproduce their JSONs."""
+"""The route a screening trains its surrogate by unless it names its own (``run``'s ``route``):
+the benchmark's ROUTE while the first screenings were written. The benchmark's ROUTE since (this
+route averaged over shifts of 2 pixels) came out of smoothing_screen.py, so the screenings keep
+the route they measured and reproduce their JSONs; a later one names the route it ran through
+as its own ROUTE."""
 ARGS = types.SimpleNamespace(
     num_epochs=8, seed=0, surrogate_epochs=40, num_members=4, max_images=20
 )
@@ -48,14 +50,15 @@ class Provider:
     whitebox: Explanation
 
 
-def provider(family: str, dataset: data.Dataset, args=ARGS) -> Provider:
-    """The provider of ``family``, trained as the benchmark trains it, and what the user has."""
+def provider(family: str, dataset: data.Dataset, args=ARGS, route: str = ROUTE) -> Provider:
+    """The provider of ``family``, trained as the benchmark trains it, and what the user has
+    (the surrogate by ``route``, a name of the benchmark's ROUTES)."""
     model, _, _ = training.train_new_cnn(
         dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
     )
     model.eval()
     trained = bench.train_user_surrogate(model, dataset, family, args)
-    net = bench.route_surrogate(bench.ROUTES[ROUTE], trained, family, args)
+    net = bench.route_surrogate(bench.ROUTES[route], trained, family, args)
     mistakes = evaluation.find_misclassified(model, dataset.pool)
     mistakes = mistakes[mistakes.index.argsort()[: args.max_images]]
     whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
@@ -73,16 +76,22 @@ def gradients_at(model, mistakes: Mistakes, points: torch.Tensor) -> torch.Tenso
     return engine.objective_gradient(model, points, mistakes.y, pair)[2].flatten(1)
 
 
-def run(script: str, screen: Callable[[Provider, data.Dataset], dict], **fields) -> dict:
-    """``screen`` on every provider, alone at 1 thread; the result, with the command and the
-    time it took, goes to the JSON beside ``script`` (its ``__file__``)."""
+def run(
+    script: str, screen: Callable[[Provider, data.Dataset], dict], route: str = ROUTE, **fields
+) -> dict:
+    """``screen`` on every provider (its surrogate trained by ``route``), alone at 1 thread; the
+    result, with the command, the route and the time it took, goes to the JSON beside
+    ``script`` (its ``__file__``)."""
     torch.set_num_threads(1)
     dataset = data.load_dataset(data.BUNDLED)
     elapsed = curves.clock()
-    providers = {family: screen(provider(family, dataset), dataset) for family in bench.FAMILIES}
+    providers = {
+        family: screen(provider(family, dataset, route=route), dataset) for family in bench.FAMILIES
+    }
     path = Path(script)
     result = {
         "command": f"python benchmarks/prototypes/{path.name}",
+        "route": route,
         **fields,
         "providers": providers,
         **elapsed(),
