@@ -88,15 +88,18 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
                 provider.model, provider.net, mistakes, provider.whitebox, BUDGETS, name, **options
             )
         result[name] = curve
-        ratios = ", ".join(f"{c['median_l2_ratio_to_whitebox']:.2f}" for c in curve)
-        print(f"  {provider.family} {name}: {ratios}", flush=True)
+        print(f"  {provider.family} {name}: {screening.ratios(curve)}", flush=True)
     return result
 
 
 def main() -> None:
-    statistic = "median L2 ÷ the developer's over the tuning mistakes, success"
     screening.run(
-        __file__, screen, route=ROUTE, budgets=list(BUDGETS), variants=VARIANTS, statistic=statistic
+        __file__,
+        screen,
+        route=ROUTE,
+        budgets=list(BUDGETS),
+        variants=VARIANTS,
+        statistic=screening.SEARCHES,
     )
 
 

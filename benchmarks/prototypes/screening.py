@@ -76,6 +76,15 @@ def gradients_at(model, mistakes: Mistakes, points: torch.Tensor) -> torch.Tenso
     return engine.objective_gradient(model, points, mistakes.y, pair)[2].flatten(1)
 
 
+SEARCHES = "median L2 ÷ the developer's over the tuning mistakes, success"
+"""The statistic of a screening's searches (``curves.ours_curve``'s points)."""
+
+
+def ratios(curve: list[dict]) -> str:
+    """A search's median ratios at each budget of ``curve``, for a progress line."""
+    return ", ".join(f"{point['median_l2_ratio_to_whitebox']:.2f}" for point in curve)
+
+
 def run(
     script: str, screen: Callable[[Provider, data.Dataset], dict], route: str = ROUTE, **fields
 ) -> dict:
