@@ -34,6 +34,8 @@ tuning set at BUDGETS, beside the route's own surrogate (pool answers only).
 
 from __future__ import annotations
 
+import dataclasses
+
 import screening  # first: it puts benchmarks/ and the repository on the path
 import torch
 import torch.nn.functional as F
@@ -121,7 +123,9 @@ def slope_penalty(pairs, generator, batch: int = 64):
 
 
 def train_route(trained: surrogate.Surrogate, family: str, x: Tensor, targets: Tensor, pairs):
-    """The route's recipe on answers (``x``, ``targets``) and, with ``pairs``, their slopes."""
+    """The route's recipe (``bench.route_surrogate``'s, member by member as ``surrogate.fit``
+    trains them, from the same seeds) on answers (``x``, ``targets``) with the slopes of
+    ``pairs`` as ``training.train``'s penalty, which ``surrogate.fit`` does not take."""
     args = screening.ARGS
     names = [name for name in bench.CANDIDATES if name != family]
     net = surrogate.new_surrogate(
@@ -130,9 +134,7 @@ def train_route(trained: surrogate.Surrogate, family: str, x: Tensor, targets: T
     for i, member in enumerate(net.members):
         seed = args.seed + 1 + i
         noise = defences.gaussian_noise(0.2, torch.Generator().manual_seed(seed + 2**31))
-        penalty = None
-        if pairs is not None:
-            penalty = slope_penalty(pairs, torch.Generator().manual_seed(seed + 2**30))
+        penalty = slope_penalty(pairs, torch.Generator().manual_seed(seed + 2**30))
         training.train(
             member,
             data.Split(x, targets),
@@ -155,12 +157,13 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     points = made[:POINTS]
     at, pairs = buy_slopes(model, provider.net, points, generator)
     assert torch.allclose(at, answers[:POINTS], atol=1e-6)  # the same mixtures, asked again
-    pool_x, pool_t = trained.x, trained.targets
+    pool_x, pool_t, args = trained.x, trained.targets, screening.ARGS
+    grown = dataclasses.replace(
+        trained, x=torch.cat([pool_x, made]), targets=torch.cat([pool_t, answers])
+    )
     nets = {
         "the route's (pool answers only)": provider.net,
-        "2,000 more answers": train_route(
-            trained, family, torch.cat([pool_x, made]), torch.cat([pool_t, answers]), None
-        ),
+        "2,000 more answers": bench.route_surrogate(bench.ROUTES[ROUTE], grown, family, args),
         "500 answers and their slopes": train_route(
             trained, family, torch.cat([pool_x, points]), torch.cat([pool_t, at]), pairs
         ),
