@@ -173,6 +173,7 @@ def train_surrogate(
     num_members: int = 1,
     combine: bool = False,
     noise: float = 0.0,
+    temperature: float = 1.0,
     generator: torch.Generator | None = None,
     check: Split | None = None,
     progress: bool = False,
@@ -202,6 +203,9 @@ def train_surrogate(
             randomized smoothing, which smooths its gradient; whether that makes a better prior
             for a boundary search depends on the provider (``benchmarks/blackbox.py --routes``
             measures it on each).
+        temperature: with probabilities, every model it trains is distilled at this
+            temperature (``fit``): the small probabilities weigh in, and so the margins between
+            the classes the black box thought unlikely, which a boundary search's prior needs.
         check: images with the black box's labels, to record the agreement after each round.
     Returns: a `Surrogate` (its model in eval mode on ``x_pool``'s device), with its cost and
         one `Round` per round.
@@ -213,6 +217,7 @@ def train_surrogate(
     validation.check_count(num_epochs, "num_epochs")
     validation.check_count(num_members, "num_members")
     _check_noise(noise)
+    _check_temperature(temperature, probabilities)
     names = [architecture] if isinstance(architecture, str) else list(architecture) or [""]
     for name in names:
         architectures.classifier(name)
@@ -241,6 +246,7 @@ def train_surrogate(
     targets = ask(x)
     rounds: list[Round] = []
     fitting = dict(num_epochs=num_epochs, batch_size=batch_size, seed=seed, noise=noise)
+    fitting["temperature"] = temperature
     if combine and len(names) > 1:
         candidates, chosen = {}, names
     else:
@@ -271,6 +277,7 @@ def train_surrogate(
         num_members=num_members,
         combine=combine,
         noise=noise,
+        temperature=temperature,
         chosen=chosen,
     )
     return Surrogate(model, x, targets, black_box.queries - start, rounds, settings, candidates)
@@ -313,13 +320,19 @@ def fit(
     seed: int = 0,
     noise: float = 0.0,
     transform: training.Transform | None = None,
+    temperature: float = 1.0,
 ) -> None:
     """Train ``model`` in place on images ``x`` (M, C, H, W) and the black box's labels (M,)
     or probabilities (M, K), with ``training.train``; the batch order comes from ``seed`` (an
     `Ensemble`'s members are trained one by one, member i with ``seed + i``). ``noise``: the
     standard deviation of Gaussian noise added to each batch (``defences.gaussian_noise``,
     drawn from ``seed``); ``transform``: any other change of each batch, as ``training.train``
-    takes it (with noise, the noise is added after it)."""
+    takes it (with noise, the noise is added after it). ``temperature``: distillation (Hinton
+    et al. 2015), for probabilities only: the model's softmax at this temperature is fitted to
+    the answers at it (``soften``), which weighs the small probabilities, and so the margins
+    between the classes the black box thought unlikely, more than the answers themselves do;
+    1 fits the answers as they are."""
+    _check_temperature(temperature, targets.dim() == 2)
     if isinstance(model, architectures.Ensemble):
         for i, member in enumerate(model.members):
             fit(
@@ -332,12 +345,15 @@ def fit(
                 seed=seed + i,
                 noise=noise,
                 transform=transform,
+                temperature=temperature,
             )
         model.eval()
         return
     generator = torch.Generator().manual_seed(seed)
     if noise > 0:
         transform = _then_noise(transform, noise, torch.Generator().manual_seed(seed + 2**31))
+    if temperature != 1:
+        model, targets = _Tempered(model, temperature), soften(targets, temperature)
     training.train(
         model,
         Split(x, targets),
@@ -348,6 +364,37 @@ def fit(
         progress=False,
         transform=transform,
     )
+
+
+def soften(probabilities: Tensor, temperature: float) -> Tensor:
+    """The black box's answers (M, K) at ``temperature``: p^(1/T), normalized, which is the
+    softmax of its logits divided by T, computed from its probabilities alone."""
+    softened = probabilities.clamp(min=0) ** (1 / temperature)
+    return softened / softened.sum(1, keepdim=True)
+
+
+class _Tempered(nn.Module):
+    """``model``'s logits divided by ``temperature``: its softmax at that temperature, for
+    training (its parameters are the model's)."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model, self.temperature = model, temperature
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x) / self.temperature
+
+
+def _check_temperature(temperature: object, probabilities: bool) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a real number, got {temperature!r}.")
+    if not 0 < temperature < math.inf:
+        raise ValueError(f"temperature must be finite and positive, got {temperature}.")
+    if temperature != 1 and not probabilities:
+        raise ValueError(
+            f"temperature={temperature} softens probabilities: train on the black box's "
+            "probabilities (probabilities=True; targets (M, K)), not its labels."
+        )
 
 
 def _then_noise(
@@ -415,5 +462,6 @@ __all__ = [
     "nearest_answered",
     "new_surrogate",
     "save_surrogate",
+    "soften",
     "train_surrogate",
 ]

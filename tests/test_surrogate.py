@@ -56,6 +56,57 @@ def test_targets_are_the_black_box_answers_and_probabilities_train_softly():
     assert torch.equal(hard.x[:20], soft.x[:20])  # same generator, same pool images
 
 
+def test_softened_answers_are_the_providers_softmax_at_the_temperature():
+    provider, pool = make_provider(), make_pool(16)
+    with torch.no_grad():
+        logits = 5 * provider(pool)
+    for temperature in (1.0, 3.0, 10.0):
+        softened = surrogate.soften(logits.softmax(1), temperature)
+        assert torch.allclose(softened, (logits / temperature).softmax(1), atol=1e-6)
+
+
+def test_distilling_at_a_temperature_fits_the_small_probabilities_the_answers_hide():
+    provider, pool = make_provider(), make_pool(64)
+    with torch.no_grad():
+        logits = 8 * provider(pool)  # answers sharp enough that cross-entropy ignores the rest
+    targets = logits.softmax(1)
+    centred = lambda z: z - z.mean(1, keepdim=True)  # noqa: E731  (logits up to a constant)
+    errors = {}
+    for temperature in (1.0, 10.0):
+        model = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0)
+        surrogate.fit(model, pool, targets, num_epochs=30, seed=0, temperature=temperature)
+        with torch.no_grad():
+            own = model(pool).log_softmax(1)
+        errors[temperature] = (centred(own) - centred(logits)).pow(2).mean().item()
+        assert not model.training
+    assert errors[10.0] < 0.8 * errors[1.0]  # the provider's margins, not only its top class
+    same = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0)
+    plain = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0)
+    surrogate.fit(same, pool, targets, num_epochs=1, seed=0, temperature=1.0)
+    surrogate.fit(plain, pool, targets, num_epochs=1, seed=0)
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in plain.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "temperature, error, message",
+    [
+        (0.0, ValueError, "finite and positive"),
+        (float("inf"), ValueError, "finite and positive"),
+        (True, TypeError, "real number"),
+        ("2", TypeError, "real number"),
+        (2.0, ValueError, "not its labels"),
+    ],
+)
+def test_a_bad_temperature_is_refused_before_training(temperature, error, message):
+    pool = make_pool(8)
+    labels = make_provider()(pool).argmax(1)
+    model = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(error, match=message):
+        surrogate.fit(model, pool, labels, num_epochs=1, temperature=temperature)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_training_on_probabilities_lowers_the_soft_cross_entropy():
     provider, pool = make_provider(), make_pool(64)
     with torch.no_grad():
@@ -253,6 +304,21 @@ def test_the_candidate_that_agrees_best_on_held_out_answers_is_chosen(monkeypatc
 def result_seed(generator_seed: int) -> int:
     """The seed ``train_surrogate`` draws first from ``torch.Generator().manual_seed(...)``."""
     return int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(generator_seed)))
+
+
+def test_train_surrogate_distils_every_model_and_refuses_labels_before_any_query():
+    provider, pool = make_provider(), make_pool(20)
+    box = BlackBox(provider)
+    with pytest.raises(ValueError, match="probabilities=True"):
+        train(box, pool, temperature=4.0)
+    assert box.queries == 0
+    hot = train(BlackBox(provider), pool, probabilities=True, temperature=4.0)
+    assert hot.settings["temperature"] == 4.0
+    assert train(BlackBox(provider), pool, probabilities=True).settings["temperature"] == 1.0
+    seed = result_seed(0)  # train's default generator
+    same = surrogate.new_surrogate(SHAPE, NUM_CLASSES, pool, seed=seed)
+    surrogate.fit(same, hot.x, hot.targets, num_epochs=2, seed=seed, temperature=4.0)
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in hot.model.state_dict().items())
 
 
 def test_an_ensemble_trains_each_member_on_its_own_with_the_next_seed():
