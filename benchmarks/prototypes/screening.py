@@ -22,8 +22,18 @@ import curves  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from helpers import attacks, data, engine, evaluation, objectives, surrogate, training  # noqa: E402
+from helpers import (  # noqa: E402
+    attacks,
+    data,
+    defences,
+    engine,
+    evaluation,
+    objectives,
+    surrogate,
+    training,
+)
 from helpers.records import Explanation, Mistakes  # noqa: E402
+from helpers.translation import ShiftAveraged  # noqa: E402
 
 ROUTE = "one of each candidate family, noise σ = 0.2"
 """The route a screening trains its surrogate by unless it names its own (``run``'s ``route``):
@@ -83,6 +93,63 @@ SEARCHES = "median L2 ÷ the developer's over the tuning mistakes, success"
 def ratios(curve: list[dict]) -> str:
     """A search's median ratios at each budget of ``curve``, for a progress line."""
     return ", ".join(f"{point['median_l2_ratio_to_whitebox']:.2f}" for point in curve)
+
+
+def train_penalized(
+    trained: surrogate.Surrogate,
+    family: str,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    penalty_for: Callable[[int], training.Penalty],
+) -> nn.Module:
+    """The shifted route's recipe (``bench.route_surrogate``'s: one member of each candidate
+    family less ``family``, normalized with ``trained``'s pool, noise σ = 0.2 on each batch,
+    then averaged over shifts of 2 pixels; member by member as ``surrogate.fit`` trains them,
+    from the same seeds) on answers (``x``, ``targets``), with ``penalty_for(seed)`` as
+    ``training.train``'s penalty of the member trained from ``seed``: ``surrogate.fit`` takes
+    none."""
+    names = [name for name in bench.CANDIDATES if name != family]
+    net = surrogate.new_surrogate(
+        tuple(x.shape[1:]), targets.shape[1], trained.x, seed=ARGS.seed + 1, architecture=names
+    )
+    for i, member in enumerate(net.members):
+        seed = ARGS.seed + 1 + i
+        noise = defences.gaussian_noise(0.2, torch.Generator().manual_seed(seed + 2**31))
+        training.train(
+            member,
+            data.Split(x, targets),
+            num_epochs=ARGS.surrogate_epochs,
+            generator=torch.Generator().manual_seed(seed),
+            progress=False,
+            transform=noise,
+            penalty=penalty_for(seed),
+        )
+    return ShiftAveraged(net.eval(), 2).eval()
+
+
+def measure(
+    provider: Provider, dataset: data.Dataset, nets: dict[str, Callable[[], nn.Module]], budgets
+) -> dict:
+    """Each surrogate of ``nets`` (its name -> a function that gives it, called in turn) on one
+    provider: its agreement with the black box on the test split, its gradient's median cosine
+    with the provider's at the developer's explanations of the tuning set (a diagnostic no user
+    has), and ours (the benchmark's settings, pool starts) through it at ``budgets``."""
+    model, trained, family = provider.model, provider.trained, provider.family
+    mistakes, whitebox = provider.mistakes, provider.whitebox
+    starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
+    options = {**bench.SETTINGS, "starts": starts}
+    test = evaluation.predict_logits(model, dataset.test.x).argmax(1)
+    record = {}
+    for name, build in nets.items():
+        net = build()
+        agreement = (evaluation.predict_logits(net, dataset.test.x).argmax(1) == test).float()
+        cosine = curves.gradient_cosine(model, net, mistakes, whitebox)
+        curve = curves.ours_curve(model, net, mistakes, whitebox, budgets, name, **options)
+        record[name] = {"agreement": agreement.mean().item(), "gradient_cosine": cosine}
+        record[name]["curve"] = curve
+        line = f"{agreement.mean():.3f} {cosine:.3f} {ratios(curve)}"
+        print(f"  {family} {name}: {line}", flush=True)
+    return record
 
 
 def run(

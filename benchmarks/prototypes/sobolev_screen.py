@@ -41,21 +41,16 @@ import torch
 import torch.nn.functional as F
 from budget_split_screen import EXTRA as MIXTURES
 from budget_split_screen import mixup
-from screening import bench, curves
+from screening import bench
 from torch import Tensor, nn
 
 from helpers import (
     blackbox,
     data,
-    defences,
     engine,
-    evaluation,
     geometry,
     objectives,
-    surrogate,
-    training,
 )
-from helpers.translation import ShiftAveraged
 
 ROUTE = "one of each candidate family, noise σ = 0.2, averaged over shifts of 2 px"
 """The route whose recipe both surrogates follow, and whose surrogate they are compared with."""
@@ -122,35 +117,9 @@ def slope_penalty(pairs, generator, batch: int = 64):
     return penalty
 
 
-def train_route(trained: surrogate.Surrogate, family: str, x: Tensor, targets: Tensor, pairs):
-    """The route's recipe (``bench.route_surrogate``'s, member by member as ``surrogate.fit``
-    trains them, from the same seeds) on answers (``x``, ``targets``) with the slopes of
-    ``pairs`` as ``training.train``'s penalty, which ``surrogate.fit`` does not take."""
-    args = screening.ARGS
-    names = [name for name in bench.CANDIDATES if name != family]
-    net = surrogate.new_surrogate(
-        tuple(x.shape[1:]), targets.shape[1], trained.x, seed=args.seed + 1, architecture=names
-    )
-    for i, member in enumerate(net.members):
-        seed = args.seed + 1 + i
-        noise = defences.gaussian_noise(0.2, torch.Generator().manual_seed(seed + 2**31))
-        penalty = slope_penalty(pairs, torch.Generator().manual_seed(seed + 2**30))
-        training.train(
-            member,
-            data.Split(x, targets),
-            num_epochs=args.surrogate_epochs,
-            generator=torch.Generator().manual_seed(seed),
-            progress=False,
-            transform=noise,
-            penalty=penalty,
-        )
-    return ShiftAveraged(net.eval(), 2).eval()
-
-
 def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     """The route's surrogate and the two grown ones on one provider."""
     model, trained, family = provider.model, provider.trained, provider.family
-    mistakes, whitebox = provider.mistakes, provider.whitebox
     generator = torch.Generator().manual_seed(screening.ARGS.seed)
     made = mixup(provider.net, trained.x, trained.targets, generator)  # the budget split's
     answers = blackbox.BlackBox(model, max_queries=EXTRA).probabilities(made)
@@ -164,23 +133,16 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     nets = {
         "the route's (pool answers only)": provider.net,
         "2,000 more answers": bench.route_surrogate(bench.ROUTES[ROUTE], grown, family, args),
-        "500 answers and their slopes": train_route(
-            trained, family, torch.cat([pool_x, points]), torch.cat([pool_t, at]), pairs
+        "500 answers and their slopes": screening.train_penalized(
+            trained,
+            family,
+            torch.cat([pool_x, points]),
+            torch.cat([pool_t, at]),
+            lambda seed: slope_penalty(pairs, torch.Generator().manual_seed(seed + 2**30)),
         ),
     }
-    starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
-    options = {**bench.SETTINGS, "starts": starts}
-    test = evaluation.predict_logits(model, dataset.test.x).argmax(1)
-    record = {}
-    for name, net in nets.items():
-        agreement = (evaluation.predict_logits(net, dataset.test.x).argmax(1) == test).float()
-        cosine = curves.gradient_cosine(model, net, mistakes, whitebox)
-        curve = curves.ours_curve(model, net, mistakes, whitebox, BUDGETS, name, **options)
-        record[name] = {"agreement": agreement.mean().item(), "gradient_cosine": cosine}
-        record[name]["curve"] = curve
-        line = f"{agreement.mean():.3f} {cosine:.3f} {screening.ratios(curve)}"
-        print(f"  {family} {name}: {line}", flush=True)
-    return record
+    built = {name: (lambda net=net: net) for name, net in nets.items()}
+    return screening.measure(provider, dataset, built, BUDGETS)
 
 
 def main() -> None:
