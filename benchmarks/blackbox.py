@@ -106,7 +106,9 @@ OURS_8_BITS = "ours through an API of 8-bit images"
 # budget, the surrogate trained that many more epochs between them on the pool's answers and
 # the first half's (``curves.halves_curve``; 0: the split alone, its cost); shifts: the trained
 # surrogate averaged over its input shifted by up to that many pixels each way
-# (``translation.ShiftAveraged``: a smoother gradient at no query).
+# (``translation.ShiftAveraged``: a smoother gradient at no query); temperature: each member
+# distilled at it (``surrogate.fit``: its softmax at T fitted to the answers at T, which weighs
+# the small probabilities more).
 MIXED_NOISE = {"mixed": True, "noise": 0.2}
 REFIT_EPOCHS = 10  # the refit's epochs over the pool and the first half's answers
 ROUTES = {
@@ -128,10 +130,17 @@ ROUTES = {
         **MIXED_NOISE,
         "shifts": 2,
     },
+    "one of each candidate family, noise σ = 0.2, averaged over shifts of 2 px, distilled at "
+    "T = 4": {**MIXED_NOISE, "shifts": 2, "temperature": 4.0},
+    "one of each candidate family, noise σ = 0.2, averaged over shifts of 2 px, distilled at "
+    "T = 10": {**MIXED_NOISE, "shifts": 2, "temperature": 10.0},
 }
-ROUTE = "one of each candidate family, noise σ = 0.2, averaged over shifts of 2 px"  # ROUTE_RULE's
-# choice on the routes' tuning run (build/bench/blackbox_routes.json), made while ROUTE was
-# "one of each candidate family, noise σ = 0.2" (itself chosen while it was "the chosen family")
+ROUTE = (
+    "one of each candidate family, noise σ = 0.2, averaged over shifts of 2 px, distilled at "
+    "T = 10"
+)  # ROUTE_RULE's choice on the routes' tuning run (build/bench/blackbox_routes.json), made while
+# ROUTE was the same route undistilled (itself chosen while it was "one of each candidate
+# family, noise σ = 0.2", and that while it was "the chosen family")
 TUNING_ROUTE = "the chosen family"  # --tune's: the surrogate before the routes were measured
 ROUTE_RULE = (
     "among the routes that explain every tuning mistake at 100 and 500 queries on every tuning "
@@ -383,6 +392,7 @@ def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args
         num_members=members,
     )
     options = dict(num_epochs=args.surrogate_epochs, seed=args.seed + 1)
+    options["temperature"] = route.get("temperature", 1.0)
     noise = route.get("noise", 0.0)
     surrogate.fit(net, trained.x, trained.targets, noise=noise, transform=transform, **options)
     if route.get("shifts"):
