@@ -391,8 +391,11 @@ def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args
         architecture=names if route.get("mixed") else chosen,
         num_members=members,
     )
-    options = dict(num_epochs=args.surrogate_epochs, seed=args.seed + 1)
-    options["temperature"] = route.get("temperature", 1.0)
+    options = dict(
+        num_epochs=args.surrogate_epochs,
+        seed=args.seed + 1,
+        temperature=route.get("temperature", 1.0),
+    )
     noise = route.get("noise", 0.0)
     surrogate.fit(net, trained.x, trained.targets, noise=noise, transform=transform, **options)
     if route.get("shifts"):

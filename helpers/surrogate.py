@@ -245,8 +245,13 @@ def train_surrogate(
     start = black_box.queries
     targets = ask(x)
     rounds: list[Round] = []
-    fitting = dict(num_epochs=num_epochs, batch_size=batch_size, seed=seed, noise=noise)
-    fitting["temperature"] = temperature
+    fitting = dict(
+        num_epochs=num_epochs,
+        batch_size=batch_size,
+        seed=seed,
+        noise=noise,
+        temperature=temperature,
+    )
     if combine and len(names) > 1:
         candidates, chosen = {}, names
     else:
@@ -369,6 +374,7 @@ def fit(
 def soften(probabilities: Tensor, temperature: float) -> Tensor:
     """The black box's answers (M, K) at ``temperature``: p^(1/T), normalized, which is the
     softmax of its logits divided by T, computed from its probabilities alone."""
+    _check_temperature(temperature, probabilities=True)
     softened = probabilities.clamp(min=0) ** (1 / temperature)
     return softened / softened.sum(1, keepdim=True)
 

@@ -63,6 +63,8 @@ def test_softened_answers_are_the_providers_softmax_at_the_temperature():
     for temperature in (1.0, 3.0, 10.0):
         softened = surrogate.soften(logits.softmax(1), temperature)
         assert torch.allclose(softened, (logits / temperature).softmax(1), atol=1e-6)
+    with pytest.raises(ValueError, match="temperature must be finite and positive"):
+        surrogate.soften(logits.softmax(1), 0.0)
 
 
 def test_distilling_at_a_temperature_fits_the_small_probabilities_the_answers_hide():
