@@ -47,6 +47,7 @@ from __future__ import annotations
 import inspect
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import common
@@ -190,15 +191,23 @@ def main() -> None:
         args.output = args.output.with_name(f"{args.output.stem}_{args.role}.json")
     if args.peers and args.role == "reported":
         common.require_peers("art")
+    providers = each_provider(args, run_provider, write)
+    if args.role == "reported":
+        write_figure(args.output, providers)
+
+
+def each_provider(args, run: Callable, write: Callable) -> dict[str, dict]:
+    """``run(family, dataset, args)`` for each of ``args.families`` at ``args.num_threads``,
+    the report written by ``write(args, providers, seconds, load)`` after each provider (a long
+    run keeps what it has measured)."""
     torch.set_num_threads(args.num_threads)
     dataset = data.load_dataset(args.dataset)
     elapsed, load = curves.clock(), os.getloadavg()
     providers: dict[str, dict] = {}
     for family in args.families:
-        providers[family] = run_provider(family, dataset, args)
+        providers[family] = run(family, dataset, args)
         write(args, providers, elapsed(), load)
-    if args.role == "reported":
-        write_figure(args.output, providers)
+    return providers
 
 
 def write_figure(output, providers: dict) -> None:
@@ -236,12 +245,8 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
         route = TUNING_ROUTE if args.tune else ROUTE
         net = route_surrogate(ROUTES[route], trained, family, args)
     seconds["surrogate"], elapsed = elapsed(), curves.clock()
-    split = dataset.test if args.role == "reported" else dataset.pool
-    mistakes = evaluation.find_misclassified(model, split)
-    mistakes = mistakes[mistakes.index.argsort()[: args.max_images]]  # the first, by index
-    whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
-    # the pool images the black box answered y: no query
-    starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
+    case = judged_set(model, dataset, args.role, trained, args.max_images)
+    mistakes, whitebox, starts = case.mistakes, case.whitebox, case.starts
     record = {
         "test_accuracy": metadata["test_accuracy"],
         "surrogate": {
@@ -278,7 +283,6 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
         )
         print(f"  {name:48}" + row(curves_[name]), flush=True)
     if args.role == "routes":
-        case = Case(model, mistakes, whitebox, starts, dataset.test.x)
         record["routes"] = {}
         for name, route in ROUTES.items():
             training_clock = curves.clock()
@@ -362,8 +366,26 @@ class Case:
     test: torch.Tensor
 
 
-def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args) -> nn.Module:
-    """The surrogate ``route`` (a value of ROUTES) trains on ``trained``'s images and answers."""
+def judged_set(
+    model, dataset: data.Dataset, role: str, trained: surrogate.Surrogate, max_images: int
+) -> Case:
+    """The provider's first ``max_images`` mistakes (by index) on the test split if ``role`` is
+    "reported", else on the pool (the tuning set), the developer's explanations of them, and
+    the pool images ``trained``'s answers gave y nearest each (ours' starts: no query)."""
+    split = dataset.test if role == "reported" else dataset.pool
+    mistakes = evaluation.find_misclassified(model, split)
+    mistakes = mistakes[mistakes.index.argsort()[:max_images]]
+    whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
+    starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
+    return Case(model, mistakes, whitebox, starts, dataset.test.x)
+
+
+def route_surrogate(
+    route: dict, trained: surrogate.Surrogate, family: str, args, seed: int | None = None
+) -> nn.Module:
+    """The surrogate ``route`` (a value of ROUTES) trains on ``trained``'s images and answers,
+    its members drawn and its batches shuffled from ``seed`` (None: ``args.seed + 1``)."""
+    seed = args.seed + 1 if seed is None else seed
     chosen = trained.settings["chosen"]
     names = [c for c in CANDIDATES if c != family] if route.get("mixed") else [chosen]
     members = 1 if route.get("mixed") or "pgd" in route else args.num_members
@@ -387,14 +409,12 @@ def route_surrogate(route: dict, trained: surrogate.Surrogate, family: str, args
         shape,
         num_classes,
         trained.x,
-        seed=args.seed + 1,
+        seed=seed,
         architecture=names if route.get("mixed") else chosen,
         num_members=members,
     )
     options = dict(
-        num_epochs=args.surrogate_epochs,
-        seed=args.seed + 1,
-        temperature=route.get("temperature", 1.0),
+        num_epochs=args.surrogate_epochs, seed=seed, temperature=route.get("temperature", 1.0)
     )
     noise = route.get("noise", 0.0)
     surrogate.fit(net, trained.x, trained.targets, noise=noise, transform=transform, **options)

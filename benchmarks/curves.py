@@ -97,13 +97,15 @@ def ours_curve(
     budgets,
     name: str,
     bits: int | None = None,
+    probe_seed: int = 0,
     **settings,
 ) -> list[dict]:
     """``boundary.explain`` with ``settings`` at every budget, each run alone through a fresh
     black box (its probes plan for the budget, so a longer run read at n would differ): the
     surrogate-guided step spends up to SCHEDULE_QUERIES, the search the rest. ``bits``: the
     black box answers about images rounded to that many bits, as an API that takes PNGs does,
-    and the engine keeps the rounded image (None: unrounded images)."""
+    and the engine keeps the rounded image (None: unrounded images). ``probe_seed``: the seed
+    of the search's random probes at every budget (0: ``boundary.explain``'s default)."""
     records = []
     for budget in budgets:
         black_box, elapsed = blackbox.BlackBox(model, bits=bits), clock()
@@ -114,6 +116,7 @@ def ours_curve(
             mistakes,
             max_queries=schedule,
             num_shrink_queries=budget - schedule,
+            generator=torch.Generator().manual_seed(probe_seed),
             **settings,
         )
         check(model, mistakes, result, budget, black_box.queries)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -98,8 +99,6 @@ def blackbox(report: dict) -> str:
     budgets = report["budgets"]
     providers = report["providers"]
     ours = report_settings(report)
-    minutes, cpu = report["seconds"] / 60, report["cpu_seconds"] / 60
-    load = report["load_average"]
     parts = [
         f"{len(providers)} providers ({', '.join(providers)}), each trained "
         f"{report['provider_epochs']} epochs from the seed; the end user labels "
@@ -109,9 +108,7 @@ def blackbox(report: dict) -> str:
         f"{describe_route(report)} ({report['surrogate_epochs']} epochs); the first "
         f"{report['max_images']} test mistakes "
         f"of each provider are reported. Ours: {ours}. Settings chosen on: "
-        f"{report['tuned_on']}. The run took {minutes:.1f} min ({cpu:.1f} min of CPU time, "
-        "about its wall time on a machine it has to itself) at a load average of "
-        f"{load['start'][0]:.1f} to {load['end'][0]:.1f} on a 2-core CPU.",
+        f"{report['tuned_on']}. {run_time(report)}",
         "**Headline**: the median over the providers of each provider's median L2 ÷ the "
         "developer's explanation (DeepFool + refinement on the provider); in brackets the worst "
         "provider's and the lowest success (after rounding to 8 bits where lower)\n\n"
@@ -146,6 +143,17 @@ def blackbox(report: dict) -> str:
         )
     parts.append("**Targets** (issue 27: on every provider)\n\n" + "\n".join(targets(report)))
     return "\n\n".join(parts)
+
+
+def run_time(report: dict) -> str:
+    """How long a run took, in wall and CPU time, and the load it ran under."""
+    minutes, cpu = report["seconds"] / 60, report["cpu_seconds"] / 60
+    load = report["load_average"]
+    return (
+        f"The run took {minutes:.1f} min ({cpu:.1f} min of CPU time, about its wall time on a "
+        f"machine it has to itself) at a load average of {load['start'][0]:.1f} to "
+        f"{load['end'][0]:.1f} on a 2-core CPU."
+    )
 
 
 def report_settings(report: dict) -> str:
@@ -363,6 +371,98 @@ def blackbox_routes(report: dict) -> str:
         + table(rows, header)
         + route_choice(report.get("route_choice"))
     )
+
+
+def blackbox_seeds(report: dict) -> str:
+    """The black-box figures over several draws of the end user's surrogate and the search's
+    probes: the median over the providers and each provider's, on both sets, and ROUTE_RULE's
+    choice draw by draw."""
+    summary, budgets, draws = report["summary"], report["budgets"], report["draws"]
+    labels = report["seed_routes"]  # route -> its short name
+    header = ["route", "set", *(f"{budget} queries" for budget in budgets)]
+    overall = [
+        [labels[name], role]
+        + [seed_cell(sets[role][str(b)]["median_over_providers"]) for b in budgets]
+        for name, sets in summary["routes"].items()
+        for role in sets
+    ]
+    each = [
+        [family, labels[name], role, seed_cosines(record["routes"][name], role)]
+        + [seed_cell(sets[role][str(b)]["providers"][family]) for b in budgets]
+        for family, record in report["providers"].items()
+        for name, sets in summary["routes"].items()
+        for role in sets
+    ]
+    route = report["route"]
+    pairs = [
+        [family, labels[other], role]
+        + [f"{paired(record, route, other, role, b)} of {draws}" for b in budgets]
+        for family, record in report["providers"].items()
+        for other in labels
+        if other != route
+        for role in ("tuning", "reported")
+    ]
+    rule = summary["rule"]
+    scores = [
+        [str(r["draw"]), *(number(r["scores"][name]) for name in labels)]
+        + [labels[r["choice"]] if r["choice"] else "none (a mistake left unexplained)"]
+        for r in rule
+    ]
+    chose = sum(r["choice"] == route for r in rule)
+    legend = "; ".join(f"{label}: “{name}”" for name, label in labels.items())
+    settings = ", ".join(f"{k}={v}" for k, v in report["settings"].items())
+    return (
+        "The providers and their mistakes of the black-box benchmark (the first "
+        f"{report['max_images']} of each set), the end user's surrogate trained by each route "
+        f"from {draws} seeds (draw k: surrogate seed {report['seed']} + 1 + k, the search's "
+        f"probes from seed k; draw 0 is the benchmark's own) and ours ({settings}) through "
+        "it. Each cell: the median over the draws of the median L2 ÷ the developer's, and the "
+        "lowest and highest draw's (– where a draw left a mistake unexplained). Tuning: the "
+        "pool mistakes that chose the settings and the route; reported: the test mistakes of "
+        f"the headline. The routes: {legend}. {run_time(report)}\n\n**The median over the "
+        "providers**\n\n"
+        + table(overall, header)
+        + "\n\n**Each provider** (gradient cosine: its median over the draws and the lowest "
+        "and highest, a diagnostic no user has)\n\n"
+        + table(each, ["provider", "route", "set", "gradient cosine", *header[2:]])
+        + f"\n\n**Draw by draw**: in how many draws {labels[route]}'s explanations were "
+        "smaller than the other route's from the same seeds\n\n"
+        + table(pairs, ["provider", "against", "set", *header[2:]])
+        + "\n\n**ROUTE_RULE draw by draw** (its sum over the providers and this run's "
+        f"budgets on the tuning set; the rule: {report['rule']})\n\n"
+        + table(scores, ["draw", *labels.values(), "chosen"])
+        + f"\n\nThe rule chose the reported runs' route ({labels[route]}) in {chose} "
+        f"of {len(rule)} draws."
+    )
+
+
+def paired(record: dict, route: str, other: str, role: str, budget: int) -> int:
+    """In how many draws ``route``'s explanations on one provider's set were smaller than
+    ``other``'s from the same seeds (a draw that leaves a mistake unexplained is never smaller,
+    and one that explains every mistake is smaller than it)."""
+
+    def size(entry: dict) -> float:
+        point = next(p for p in entry[role]["curve"] if p["budget"] == budget)
+        return point["median_l2_ratio_to_whitebox"] if point["success_rate"] == 1 else math.inf
+
+    return sum(
+        size(mine) < size(theirs)
+        for mine, theirs in zip(record["routes"][route], record["routes"][other])
+    )
+
+
+def seed_cell(spread: dict) -> str:
+    """``2.64× (2.50–2.80)``: the median over the draws and the lowest and highest."""
+    if spread["median"] is None:
+        return "–"
+    low, high = number(spread["lowest"]), number(spread["highest"])
+    return f"{number(spread['median'])}× ({low}–{high})"
+
+
+def seed_cosines(entries: list[dict], role: str) -> str:
+    """The median over the draws of a route's gradient cosine on one set."""
+    values = [e[role]["gradient_cosine"] for e in entries]
+    return f"{number(statistics.median(values))} ({number(min(values))}–{number(max(values))})"
 
 
 def refit_cosines(curve: list[dict]) -> str:
@@ -896,6 +996,7 @@ RENDERERS = {
     "blackbox": blackbox,
     "blackbox_tuning": blackbox_tuning,
     "blackbox_routes": blackbox_routes,
+    "blackbox_seeds": blackbox_seeds,
     "explorer": explorer,
     "robustness": robustness,
     "robust_recipe": robust_recipe,
@@ -911,6 +1012,7 @@ TITLES = {
     "blackbox": "Black box: providers of four families, each family left out of the candidates",
     "blackbox_tuning": "Black box: the tuning set (pool mistakes) that chose the settings",
     "blackbox_routes": "Black box: routes to a better prior, on the tuning set",
+    "blackbox_seeds": "Black box: the figures over several draws of the surrogate and the probes",
     "explorer": "Explorer: redraw times",
     "robustness": "Robustness: the standard CNN and its defences",
     "robust_recipe": "Robustness: notebook 10's PGD recipe, chosen on held-out images",
@@ -991,11 +1093,41 @@ def whitebox_headline(report: dict) -> str:
     return "\n".join(lines)
 
 
+def seeds_headline(report: dict) -> str:
+    """The reported runs' route on the reported mistakes over the draws: where the headline's
+    median over the providers falls at each budget, and how often the rule kept the route."""
+    route, draws = report["route"], report["draws"]
+    sets = report["summary"]["routes"][route]["reported"]
+    lines = []
+    for budget in report["budgets"]:
+        over = sets[str(budget)]["median_over_providers"]
+        if over["median"] is None:
+            lines.append(f"- {budget} queries: a draw left a mistake unexplained")
+            continue
+        first = number(over["values"][0])
+        lines.append(
+            f"- {budget} queries, the median over the providers: {first}× in draw 0 (the "
+            f"benchmark's), {number(over['lowest'])}× to {number(over['highest'])}× over "
+            f"{draws} draws (median {number(over['median'])}×)"
+        )
+    chose = sum(r["choice"] == route for r in report["summary"]["rule"])
+    other = [label for name, label in report["seed_routes"].items() if name != route]
+    lines.append(
+        f"- the route rule kept the reported runs' route over {', '.join(other)} in {chose} of "
+        f"{draws} draws on the tuning set"
+    )
+    return "\n".join(lines)
+
+
 HEADLINES = {  # name -> (heading, renderer) of the README's short results
     "whitebox": ("White box, four architectures", whitebox_headline),
     "blackbox": (
         "Black box, label-only, providers of four families (issue 27's targets)",
         lambda report: "\n".join(targets(report)),
+    ),
+    "blackbox_seeds": (
+        "Black box, the same over draws of the end user's surrogate and the search's probes",
+        seeds_headline,
     ),
     "faithfulness": (
         "Does the explanation find the cause? (issue 25's targets)",

@@ -189,6 +189,67 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
     assert "refit between two halves |" in text and "| — |" in text  # no refit: no cosine after
 
 
+def test_blackbox_seeds_benchmark_draws_each_route_afresh_on_both_sets(tmp_path):
+    output = tmp_path / "blackbox_seeds.json"
+    run(
+        "blackbox_seeds.py",
+        *("--num-epochs", "1", "--surrogate-epochs", "1", "--families", "SmallCNN"),
+        *("--max-images", "2", "--budgets", "10", "--draws", "2", "--output", str(output)),
+    )
+    report = json.loads(output.read_text())
+    labels = report["seed_routes"]
+    assert report["route"] in labels and list(report["routes"]) == list(labels)
+    provider = report["providers"]["SmallCNN"]
+    assert provider["num_mistakes"] == {"tuning": 2, "reported": 2}
+    for name in labels:
+        entries = provider["routes"][name]
+        assert [(e["draw"], e["surrogate_seed"], e["probe_seed"]) for e in entries] == [
+            (0, 1, 0),
+            (1, 2, 1),
+        ]
+        # another seed trains another surrogate: its gradient is not the first draw's
+        cosines = [e[role]["gradient_cosine"] for e in entries for role in ("tuning", "reported")]
+        assert cosines[:2] != cosines[2:] and all(-1 <= c <= 1 for c in cosines)
+        for role in ("tuning", "reported"):
+            values = [e[role]["curve"][0]["median_l2_ratio_to_whitebox"] for e in entries]
+            spread = report["summary"]["routes"][name][role]["10"]["providers"]["SmallCNN"]
+            if all(e[role]["curve"][0]["success_rate"] == 1 for e in entries):
+                assert spread["values"] == values and spread["lowest"] == min(values)
+            else:  # a draw that leaves a mistake unexplained has no figure to spread
+                assert spread["median"] is None
+    assert [r["draw"] for r in report["summary"]["rule"]] == [0, 1]
+    text = benchmark_report().blackbox_seeds(report)
+    assert "| SmallCNN | distilled at T = 10 (ROUTE) | reported |" in text
+    assert "of 2 draws." in text and "| SmallCNN | undistilled | tuning |" in text
+    headline = benchmark_report().HEADLINES["blackbox_seeds"][1](report)
+    assert "- 10 queries, the median over the providers: " in headline and "of 2 draws" in headline
+
+
+def test_the_seed_study_leaves_out_a_draw_that_explains_too_little():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import blackbox_seeds
+
+    def entry(ratio: float, success: float = 1.0) -> dict:
+        curve = [{"budget": 100, "median_l2_ratio_to_whitebox": ratio, "success_rate": success}]
+        return {"tuning": {"curve": curve}, "reported": {"curve": curve}}
+
+    first, second = blackbox_seeds.SEED_ROUTES
+    providers = {
+        "A": {"routes": {first: [entry(2.0), entry(3.0, 0.9)], second: [entry(2.5), entry(2.6)]}},
+        "B": {"routes": {first: [entry(1.0), entry(1.2)], second: [entry(1.5), entry(1.1)]}},
+    }
+    summary = blackbox_seeds.summary(providers, draws=2, budgets=[100])
+    over = summary["routes"][second]["tuning"]["100"]["median_over_providers"]
+    assert over["values"] == [2.0, 1.85] and over["lowest"] == 1.85 and over["highest"] == 2.0
+    assert summary["routes"][first]["tuning"]["100"]["median_over_providers"]["median"] is None
+    assert [r["choice"] for r in summary["rule"]] == [first, second]  # draw 1: first left one
+    assert summary["rule"][1]["scores"][first] is None
+    # draw by draw: a draw that leaves a mistake unexplained is never the smaller
+    paired = benchmark_report().paired
+    assert paired(providers["A"], first, second, "tuning", 100) == 1
+    assert paired(providers["A"], second, first, "tuning", 100) == 1
+
+
 @needs_peers("adv_lib", "torchattacks")
 def test_robustness_benchmark_writes_every_field(tmp_path):
     output = tmp_path / "robustness.json"

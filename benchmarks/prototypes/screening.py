@@ -23,7 +23,6 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from helpers import (  # noqa: E402
-    attacks,
     data,
     defences,
     engine,
@@ -69,10 +68,8 @@ def provider(family: str, dataset: data.Dataset, args=ARGS, route: str = ROUTE) 
     model.eval()
     trained = bench.train_user_surrogate(model, dataset, family, args)
     net = bench.route_surrogate(bench.ROUTES[route], trained, family, args)
-    mistakes = evaluation.find_misclassified(model, dataset.pool)
-    mistakes = mistakes[mistakes.index.argsort()[: args.max_images]]
-    whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
-    return Provider(family, model, trained, net, mistakes, whitebox)
+    case = bench.judged_set(model, dataset, "tuning", trained, args.max_images)
+    return Provider(family, model, trained, net, case.mistakes, case.whitebox)
 
 
 def gradients(model, mistakes: Mistakes, whitebox: Explanation) -> torch.Tensor:
