@@ -1094,28 +1094,36 @@ def whitebox_headline(report: dict) -> str:
 
 
 def seeds_headline(report: dict) -> str:
-    """The reported runs' route on the reported mistakes over the draws: where the headline's
-    median over the providers falls at each budget, and how often the rule kept the route."""
+    """One line: the reported runs' route on the reported mistakes over the draws (where the
+    headline's median over the providers falls at each budget), and how often the rule kept
+    the route."""
     route, draws = report["route"], report["draws"]
     sets = report["summary"]["routes"][route]["reported"]
-    lines = []
+    spans = []
     for budget in report["budgets"]:
         over = sets[str(budget)]["median_over_providers"]
-        if over["median"] is None:
-            lines.append(f"- {budget} queries: a draw left a mistake unexplained")
-            continue
-        first = number(over["values"][0])
-        lines.append(
-            f"- {budget} queries, the median over the providers: {first}× in draw 0 (the "
-            f"benchmark's), {number(over['lowest'])}× to {number(over['highest'])}× over "
-            f"{draws} draws (median {number(over['median'])}×)"
+        spans.append(
+            f"{budget} queries: a draw left a mistake unexplained"
+            if over["median"] is None
+            else f"{budget} queries {number(over['lowest'])}× to {number(over['highest'])}× "
+            f"(median {number(over['median'])}×; draw 0, the benchmark's: "
+            f"{number(over['values'][0])}×)"
         )
     chose = sum(r["choice"] == route for r in report["summary"]["rule"])
-    other = [label for name, label in report["seed_routes"].items() if name != route]
-    lines.append(
-        f"- the route rule kept the reported runs' route over {', '.join(other)} in {chose} of "
-        f"{draws} draws on the tuning set"
+    return (
+        f"- over {draws} draws of the end user's surrogate and the search's probes "
+        f"(`{report.get('command', '?')}`), the median over providers: {', '.join(spans)}; the "
+        f"route rule kept the route in {chose} of {draws} draws"
     )
+
+
+def blackbox_headline(report: dict) -> str:
+    """Issue 27's targets, and where the headline falls over several draws if
+    ``blackbox_seeds.json`` is there."""
+    lines = targets(report)
+    seeds = BENCH / "blackbox_seeds.json"
+    if seeds.is_file():
+        lines.append(seeds_headline(json.loads(seeds.read_text())))
     return "\n".join(lines)
 
 
@@ -1123,11 +1131,7 @@ HEADLINES = {  # name -> (heading, renderer) of the README's short results
     "whitebox": ("White box, four architectures", whitebox_headline),
     "blackbox": (
         "Black box, label-only, providers of four families (issue 27's targets)",
-        lambda report: "\n".join(targets(report)),
-    ),
-    "blackbox_seeds": (
-        "Black box, the same over draws of the end user's surrogate and the search's probes",
-        seeds_headline,
+        blackbox_headline,
     ),
     "faithfulness": (
         "Does the explanation find the cause? (issue 25's targets)",

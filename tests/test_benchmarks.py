@@ -221,8 +221,9 @@ def test_blackbox_seeds_benchmark_draws_each_route_afresh_on_both_sets(tmp_path)
     text = benchmark_report().blackbox_seeds(report)
     assert "| SmallCNN | distilled at T = 10 (ROUTE) | reported |" in text
     assert "of 2 draws." in text and "| SmallCNN | undistilled | tuning |" in text
-    headline = benchmark_report().HEADLINES["blackbox_seeds"][1](report)
-    assert "- 10 queries, the median over the providers: " in headline and "of 2 draws" in headline
+    headline = benchmark_report().seeds_headline(report)
+    assert "- over 2 draws of the end user's surrogate" in headline and "\n" not in headline
+    assert "10 queries " in headline and "of 2 draws" in headline
 
 
 def test_the_seed_study_leaves_out_a_draw_that_explains_too_little():
