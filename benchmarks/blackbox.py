@@ -182,6 +182,9 @@ def main() -> None:
     )
     parser.add_argument("--tune", action="store_true", help="the tuning set and TUNING's grid")
     parser.add_argument("--routes", action="store_true", help="the tuning set and ROUTES")
+    parser.add_argument(
+        "--agreement-images", type=int, help="test images for a route's agreement (all)"
+    )
     parser.set_defaults(max_images=20, num_threads=1)
     args = parser.parse_args()
     args.role = "tuning" if args.tune else "routes" if args.routes else "reported"
@@ -245,7 +248,7 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
         route = TUNING_ROUTE if args.tune else ROUTE
         net = route_surrogate(ROUTES[route], trained, family, args)
     seconds["surrogate"], elapsed = elapsed(), curves.clock()
-    case = judged_set(model, dataset, args.role, trained, args.max_images)
+    case = judged_set(model, dataset, args.role, trained, args.max_images, args.agreement_images)
     mistakes, whitebox, starts = case.mistakes, case.whitebox, case.starts
     record = {
         "test_accuracy": metadata["test_accuracy"],
@@ -367,17 +370,24 @@ class Case:
 
 
 def judged_set(
-    model, dataset: data.Dataset, role: str, trained: surrogate.Surrogate, max_images: int
+    model,
+    dataset: data.Dataset,
+    role: str,
+    trained: surrogate.Surrogate,
+    max_images: int,
+    agreement_images: int | None = None,
 ) -> Case:
     """The provider's first ``max_images`` mistakes (by index) on the test split if ``role`` is
-    "reported", else on the pool (the tuning set), the developer's explanations of them, and
-    the pool images ``trained``'s answers gave y nearest each (ours' starts: no query)."""
+    "reported", else on the pool (the tuning set), the developer's explanations of them, the
+    pool images ``trained``'s answers gave y nearest each (ours' starts: no query), and the
+    first ``agreement_images`` test images (None: all), where a surrogate's agreement is
+    measured."""
     split = dataset.test if role == "reported" else dataset.pool
     mistakes = evaluation.find_misclassified(model, split)
     mistakes = mistakes[mistakes.index.argsort()[:max_images]]
     whitebox = attacks.explain(model, mistakes, method="deepfool_refined")
     starts = surrogate.nearest_answered(mistakes.x, mistakes.y, trained.x, trained.targets)
-    return Case(model, mistakes, whitebox, starts, dataset.test.x)
+    return Case(model, mistakes, whitebox, starts, dataset.test.x[:agreement_images])
 
 
 def route_surrogate(
@@ -606,6 +616,7 @@ def write(args, providers: dict, seconds: dict, load: tuple[float, ...]) -> None
         "label_queries": LABEL_QUERIES,
         "label_budget": curves.LABEL_BUDGET,
         "max_images": args.max_images,
+        "agreement_images": args.agreement_images,  # None: the whole test split
         "budgets": args.budgets,
         "settings": {"ours": SETTINGS, "peers": curves.PEERS},
         "tuning_grid": {key: list(values) for key, values in TUNING.items()},

@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--num-members", type=int, default=4, help="as blackbox.py's")
     parser.add_argument("--surrogate-epochs", type=int, default=40)
     parser.add_argument("--budgets", type=int, nargs="+", default=list(blackbox.TARGET_BUDGETS))
+    parser.add_argument(
+        "--agreement-images", type=int, help="test images for a surrogate's agreement (all)"
+    )
     parser.set_defaults(max_images=20, num_threads=1)
     args = parser.parse_args()
     if args.draws < 1:
@@ -61,20 +64,24 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
     model.eval()
     trained = blackbox.train_user_surrogate(model, dataset, family, args)
     cases = {
-        role: blackbox.judged_set(model, dataset, role, trained, args.max_images) for role in ROLES
+        role: blackbox.judged_set(
+            model, dataset, role, trained, args.max_images, args.agreement_images
+        )
+        for role in ROLES
     }
+    test_images = cases["reported"].test
     record = {
         "test_accuracy": metadata["test_accuracy"],
         "num_mistakes": {role: len(case.mistakes) for role, case in cases.items()},
         "routes": {name: [] for name in SEED_ROUTES},
     }
-    test = evaluation.predict_logits(model, dataset.test.x).argmax(1)
+    test = evaluation.predict_logits(model, test_images).argmax(1)
     for draw in range(args.draws):
         for name in SEED_ROUTES:
             clock = curves.clock()
             seed = args.seed + 1 + draw
             net = blackbox.route_surrogate(blackbox.ROUTES[name], trained, family, args, seed)
-            answers = evaluation.predict_logits(net, dataset.test.x).argmax(1)
+            answers = evaluation.predict_logits(net, test_images).argmax(1)
             entry = {"draw": draw, "surrogate_seed": seed, "probe_seed": draw}
             entry["agreement"] = (answers == test).float().mean().item()
             for role, case in cases.items():
@@ -174,6 +181,7 @@ def write(args, providers: dict, seconds: dict, load: tuple[float, ...]) -> None
         "provider_epochs": args.num_epochs,
         "label_queries": blackbox.LABEL_QUERIES,
         "max_images": args.max_images,
+        "agreement_images": args.agreement_images,  # None: the whole test split
         "budgets": args.budgets,
         "settings": blackbox.SETTINGS,
         "rule": blackbox.ROUTE_RULE,

@@ -167,6 +167,7 @@ def test_blackbox_benchmark_writes_every_field(tmp_path):
         "blackbox.py",
         *tiny,
         *("--routes", "--families", "PatchMixer", "--max-images", "2", "--budgets", "10"),
+        *("--agreement-images", "50"),
         *("--output", str(output)),
     )
     routes = json.loads((tmp_path / "blackbox_routes.json").read_text())
@@ -194,7 +195,8 @@ def test_blackbox_seeds_benchmark_draws_each_route_afresh_on_both_sets(tmp_path)
     run(
         "blackbox_seeds.py",
         *("--num-epochs", "1", "--surrogate-epochs", "1", "--families", "SmallCNN"),
-        *("--max-images", "2", "--budgets", "10", "--draws", "2", "--output", str(output)),
+        *("--max-images", "2", "--budgets", "10", "--draws", "2", "--agreement-images", "50"),
+        *("--output", str(output)),
     )
     report = json.loads(output.read_text())
     labels = report["seed_routes"]
