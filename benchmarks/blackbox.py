@@ -187,6 +187,7 @@ def main() -> None:
     )
     parser.set_defaults(max_images=20, num_threads=1)
     args = parser.parse_args()
+    check_agreement_images(parser, args)
     args.role = "tuning" if args.tune else "routes" if args.routes else "reported"
     if args.tune:
         args.families = [f for f in args.families if f in TUNING_FAMILIES]
@@ -197,6 +198,15 @@ def main() -> None:
     providers = each_provider(args, run_provider, write)
     if args.role == "reported":
         write_figure(args.output, providers)
+
+
+def check_agreement_images(parser, args) -> None:
+    """Stop before any training or query if ``--agreement-images`` is not a positive count."""
+    if args.agreement_images is not None and args.agreement_images < 1:
+        parser.error(
+            f"--agreement-images must be at least 1, got {args.agreement_images}; leave it out "
+            "to measure agreement on the whole test split"
+        )
 
 
 def each_provider(args, run: Callable, write: Callable) -> dict[str, dict]:

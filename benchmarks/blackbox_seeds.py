@@ -53,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.draws < 1:
         parser.error("--draws must be at least 1")
+    blackbox.check_agreement_images(parser, args)
     blackbox.each_provider(args, run_provider, write)
 
 

@@ -228,6 +228,17 @@ def test_blackbox_seeds_benchmark_draws_each_route_afresh_on_both_sets(tmp_path)
     assert "10 queries " in headline and "of 2 draws" in headline
 
 
+@pytest.mark.parametrize("script", ["blackbox.py", "blackbox_seeds.py"])
+def test_a_bad_agreement_count_stops_before_any_training(script):
+    ran = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--agreement-images", "0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert ran.returncode == 2 and "--agreement-images must be at least 1" in ran.stderr
+
+
 def test_the_seed_study_leaves_out_a_draw_that_explains_too_little():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import blackbox_seeds
