@@ -227,6 +227,12 @@ def curves_table(record: dict, budgets: list[int]) -> str:
     return table(rows, ["method", *(f"{b} queries" for b in budgets)])
 
 
+SIZE_TARGETS = ((100, 1.5, "within_1.5x_at_100"), (500, 1.2, "within_1.2x_at_500"))
+"""Issue 27's size targets: (queries per image, the largest median ratio, its key in the JSON)."""
+CEILING = ROOT / "benchmarks" / "prototypes" / "ceiling_screen.json"
+"""The ceiling screening's result, committed: what surrogates told more than an end user gave."""
+
+
 def targets(report: dict) -> list[str]:
     """Each of issue 27's targets, met or not, with the figures that decide it."""
     providers, headline = report["providers"], report["headline"]
@@ -234,7 +240,7 @@ def targets(report: dict) -> list[str]:
     by_budget = {p["budget"]: p for p in headline[ours]}
     met = report["targets"]
     lines = []
-    for budget, limit, key in ((100, 1.5, "within_1.5x_at_100"), (500, 1.2, "within_1.2x_at_500")):
+    for budget, limit, key in SIZE_TARGETS:
         if budget not in by_budget:
             continue
         each = ", ".join(
@@ -1117,13 +1123,49 @@ def seeds_headline(report: dict) -> str:
     )
 
 
+def ceiling_headline(report: dict) -> str:
+    """One line: at each size target's budget, on how many tuning providers any of the ceiling
+    screening's surrogates (all but its first, the end user's route) came within the target, and
+    the smallest median ratio among them; then the twin's gradient cosine on each provider."""
+    providers = report["providers"]
+    names = list(next(iter(providers.values())))[1:]
+    parts = []
+    for budget, limit, _ in SIZE_TARGETS:
+        points = [
+            (point["median_l2_ratio_to_whitebox"], family, name)
+            for family, rows in providers.items()
+            for name in names
+            for point in rows[name]["curve"]
+            if point["budget"] == budget and point["success_rate"] == 1
+        ]
+        if not points:
+            continue
+        within = {family for ratio, family, _ in points if ratio <= limit}
+        ratio, family, name = min(points)
+        parts.append(
+            f"≤ {limit}× at {budget} queries on {len(within)} of {len(providers)} providers "
+            f"(smallest {number(ratio)}×: {family}, {name})"
+        )
+    twin = next(name for name in names if "twin (" in name)
+    cosines = ", ".join(
+        f"{family} {number(rows[twin]['gradient_cosine'])}" for family, rows in providers.items()
+    )
+    return (
+        f"- the ceiling on the tuning set (`{report.get('command', '?')}`): surrogates told more "
+        f"than an end user knows, up to the provider's twin (its family, data and recipe, another "
+        f"seed): {'; '.join(parts)}; the twin's gradient cosine with the provider's: {cosines}"
+    )
+
+
 def blackbox_headline(report: dict) -> str:
-    """Issue 27's targets, and where the headline falls over several draws if
-    ``blackbox_seeds.json`` is there."""
+    """Issue 27's targets, where the headline falls over several draws if
+    ``blackbox_seeds.json`` is there, and the ceiling screening's line (CEILING)."""
     lines = targets(report)
     seeds = BENCH / "blackbox_seeds.json"
     if seeds.is_file():
         lines.append(seeds_headline(json.loads(seeds.read_text())))
+    if CEILING.is_file():
+        lines.append(ceiling_headline(json.loads(CEILING.read_text())))
     return "\n".join(lines)
 
 

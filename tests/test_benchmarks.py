@@ -655,6 +655,34 @@ def test_each_screening_still_imports_and_keeps_the_result_it_wrote(script, monk
     assert result.get("route", module.screening.ROUTE) == route
 
 
+def _ceiling_row(r100: float, r500: float, cosine: float, explained_at_500: float = 1.0):
+    """One surrogate of the ceiling screening: its cosine and its two points."""
+    curve = [
+        {"budget": 100, "median_l2_ratio_to_whitebox": r100, "success_rate": 1.0},
+        {"budget": 500, "median_l2_ratio_to_whitebox": r500, "success_rate": explained_at_500},
+    ]
+    return {"gradient_cosine": cosine, "curve": curve}
+
+
+def test_the_ceiling_line_counts_the_providers_within_each_target_without_the_users_route():
+    twin = "the provider's twin (seed 1)"
+    report = {
+        "command": "python benchmarks/prototypes/ceiling_screen.py",
+        "providers": {  # the first row is the end user's route: never counted
+            "A": {"route": _ceiling_row(1.0, 1.0, 0.9), twin: _ceiling_row(1.6, 1.19, 0.25)},
+            "B": {"route": _ceiling_row(1.0, 1.0, 0.9), twin: _ceiling_row(1.45, 1.1, 0.13, 0.9)},
+        },
+    }
+    line = benchmark_report().ceiling_headline(report)
+    assert "\n" not in line and line.startswith("- the ceiling on the tuning set")
+    assert f"≤ 1.5× at 100 queries on 1 of 2 providers (smallest 1.45×: B, {twin})" in line
+    # B's twin left a mistake unexplained at 500: its smaller ratio does not count
+    assert f"≤ 1.2× at 500 queries on 1 of 2 providers (smallest 1.19×: A, {twin})" in line
+    assert line.endswith("the twin's gradient cosine with the provider's: A 0.25, B 0.13")
+    committed = json.loads(benchmark_report().CEILING.read_text())
+    assert "of 4 providers" in benchmark_report().ceiling_headline(committed)
+
+
 def test_halves_curve_refuses_a_budget_under_four_before_any_query():
     asked = []
 
