@@ -18,7 +18,7 @@ time, each on every provider:
 - the same recipe with ``args.num_members`` members of the provider's own family on those
   4,000 answers: its data and its family (model extraction with the architecture known);
 - the provider's twin: its family, its training images and labels, its recipe
-  (``training.train_new_cnn``), another seed (1): everything but the weights;
+  (``screening.train_provider``), another seed (1): everything but the weights;
 - TWINS such twins (seeds 1 to TWINS), their log-probabilities averaged.
 
 For each: agreement with the black box on the test split, the gradient's median cosine with the
@@ -37,9 +37,8 @@ import screening  # first: it puts benchmarks/ and the repository on the path
 import torch
 from ensemble_screen import Averaged
 from screening import bench
-from torch import nn
 
-from helpers import blackbox, data, training
+from helpers import blackbox, data
 
 ROUTE = bench.ROUTE
 """The end user's route (the benchmark's), whose recipe the 4,000-answer surrogates follow."""
@@ -59,15 +58,6 @@ def answered(provider: screening.Provider, dataset: data.Dataset):
     return dataclasses.replace(provider.trained, x=x, targets=targets)
 
 
-def twin(family: str, dataset: data.Dataset, seed: int) -> nn.Module:
-    """The provider's family trained on its training set by its recipe, from ``seed``."""
-    args = screening.ARGS
-    model, _, _ = training.train_new_cnn(
-        dataset, num_epochs=args.num_epochs, seed=seed, architecture=family, progress=False
-    )
-    return model.eval()
-
-
 def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     """The ladder of knowledge above on one provider."""
     args, family = screening.ARGS, provider.family
@@ -75,7 +65,7 @@ def screen(provider: screening.Provider, dataset: data.Dataset) -> dict:
     more = answered(provider, dataset)
     own = dataclasses.replace(more, settings={**more.settings, "chosen": family})
     own_route = {key: value for key, value in route.items() if key != "mixed"}
-    twins = [twin(family, dataset, seed) for seed in range(1, TWINS + 1)]
+    twins = [screening.train_provider(family, dataset, seed) for seed in range(1, TWINS + 1)]
     nets = {
         "the route's (1,000 answers, other families)": lambda: provider.net,
         "4,000 answers, other families": lambda: bench.route_surrogate(route, more, family, args),

@@ -62,14 +62,20 @@ class Provider:
 def provider(family: str, dataset: data.Dataset, args=ARGS, route: str = ROUTE) -> Provider:
     """The provider of ``family``, trained as the benchmark trains it, and what the user has
     (the surrogate by ``route``, a name of the benchmark's ROUTES)."""
-    model, _, _ = training.train_new_cnn(
-        dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
-    )
-    model.eval()
+    model = train_provider(family, dataset, args.seed, args)
     trained = bench.train_user_surrogate(model, dataset, family, args)
     net = bench.route_surrogate(bench.ROUTES[route], trained, family, args)
     case = bench.judged_set(model, dataset, "tuning", trained, args.max_images)
     return Provider(family, model, trained, net, case.mistakes, case.whitebox)
+
+
+def train_provider(family: str, dataset: data.Dataset, seed: int, args=ARGS) -> nn.Module:
+    """A model of ``family`` trained on the provider's training set by the benchmark's recipe
+    from ``seed`` (``args.seed``: the provider itself), in eval mode."""
+    model, _, _ = training.train_new_cnn(
+        dataset, num_epochs=args.num_epochs, seed=seed, architecture=family, progress=False
+    )
+    return model.eval()
 
 
 def gradients(model, mistakes: Mistakes, whitebox: Explanation) -> torch.Tensor:
