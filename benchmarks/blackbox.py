@@ -248,10 +248,7 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
     """Everything the report holds about one provider."""
     seconds = {}
     elapsed = curves.clock()
-    model, metadata, _ = training.train_new_cnn(
-        dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
-    )
-    model.eval()
+    model, metadata = train_provider(family, dataset, args)
     seconds["provider"], elapsed = elapsed(), curves.clock()
     trained = train_user_surrogate(model, dataset, family, args)
     if args.role != "routes":  # --routes trains every route below
@@ -323,6 +320,19 @@ def run_provider(family: str, dataset: data.Dataset, args) -> dict:
         seconds["label_curve"] = elapsed()
     record["targets"] = targets(record)
     return record
+
+
+def train_provider(
+    family: str, dataset: data.Dataset, args, seed: int | None = None
+) -> tuple[nn.Module, dict]:
+    """The provider of ``family``, trained on the training split for ``args.num_epochs`` from
+    ``seed`` (None: ``args.seed``, the benchmark's own provider), in eval mode, and its
+    checkpoint metadata."""
+    seed = args.seed if seed is None else seed
+    model, metadata, _ = training.train_new_cnn(
+        dataset, num_epochs=args.num_epochs, seed=seed, architecture=family, progress=False
+    )
+    return model.eval(), metadata
 
 
 def train_user_surrogate(model, dataset: data.Dataset, family: str, args) -> surrogate.Surrogate:
@@ -519,12 +529,24 @@ def choose_route(providers: dict) -> dict:
             for p in record["routes"][name]["curve"]
             if p["budget"] in TARGET_BUDGETS
         ]
-        every = points and all(p["success_rate"] == 1 for p in points)
-        total = sum(p["median_l2_ratio_to_whitebox"] for p in points)
-        scores[name] = total if every else None
+        scores[name] = rule_score(points)
+    return {"rule": ROUTE_RULE, "scores": scores, "choice": rule_choice(scores), "route": ROUTE}
+
+
+def rule_score(points: list[dict]) -> float | None:
+    """ROUTE_RULE's score of one route: the sum of the median L2 ratios of its budget-curve
+    ``points`` (every tuning provider's, at the target budgets); None if one of them leaves a
+    tuning mistake unexplained, or there are none."""
+    if not points or any(p["success_rate"] != 1 for p in points):
+        return None
+    return sum(p["median_l2_ratio_to_whitebox"] for p in points)
+
+
+def rule_choice(scores: dict[str, float | None]) -> str | None:
+    """ROUTE_RULE's choice: the route of smallest score among those with one (None: no route
+    explained every tuning mistake)."""
     eligible = {name: score for name, score in scores.items() if score is not None}
-    choice = min(eligible, key=eligible.get) if eligible else None
-    return {"rule": ROUTE_RULE, "scores": scores, "choice": choice, "route": ROUTE}
+    return min(eligible, key=eligible.get) if eligible else None
 
 
 def describe(settings: dict) -> str:

@@ -28,7 +28,7 @@ import blackbox
 import common
 import curves
 
-from helpers import data, evaluation, training
+from helpers import data, evaluation
 
 SEED_ROUTES = {  # name in blackbox.ROUTES -> how the tables call it: the reported runs' route
     # and the one it replaced (ROUTE_RULE chose between them on --routes' one draw)
@@ -59,10 +59,7 @@ def main() -> None:
 
 def run_provider(family: str, dataset: data.Dataset, args) -> dict:
     """Every route's every draw on one provider's two sets."""
-    model, metadata, _ = training.train_new_cnn(
-        dataset, num_epochs=args.num_epochs, seed=args.seed, architecture=family, progress=False
-    )
-    model.eval()
+    model, metadata = blackbox.train_provider(family, dataset, args)
     trained = blackbox.train_user_surrogate(model, dataset, family, args)
     cases = {
         role: blackbox.judged_set(
@@ -154,15 +151,14 @@ def summary(providers: dict, draws: int, budgets: list[int]) -> dict:
     for k in range(draws):
         scores = {}
         for name in SEED_ROUTES:
-            values = [
-                ratio(record["routes"][name][k], "tuning", budget)
+            points = [
+                p
                 for record in providers.values()
-                for budget in budgets
+                for p in record["routes"][name][k]["tuning"]["curve"]
+                if p["budget"] in budgets
             ]
-            scores[name] = None if any(v is None for v in values) else sum(values)
-        eligible = {name: score for name, score in scores.items() if score is not None}
-        choice = min(eligible, key=eligible.get) if eligible else None
-        rule.append({"draw": k, "scores": scores, "choice": choice})
+            scores[name] = blackbox.rule_score(points)
+        rule.append({"draw": k, "scores": scores, "choice": blackbox.rule_choice(scores)})
     return {"routes": per_route, "rule": rule}
 
 

@@ -239,6 +239,20 @@ def test_a_bad_agreement_count_stops_before_any_training(script):
     assert ran.returncode == 2 and "--agreement-images must be at least 1" in ran.stderr
 
 
+def test_the_route_rule_sums_whole_routes_and_leaves_out_one_that_explains_too_little():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import blackbox
+
+    def point(ratio: float, success: float = 1.0) -> dict:
+        return {"median_l2_ratio_to_whitebox": ratio, "success_rate": success}
+
+    assert blackbox.rule_score([point(1.5), point(2.25)]) == 3.75
+    assert blackbox.rule_score([point(1.0), point(0.5, 0.95)]) is None  # small, but a miss
+    assert blackbox.rule_score([]) is None
+    assert blackbox.rule_choice({"a": 3.75, "b": None, "c": 3.5}) == "c"
+    assert blackbox.rule_choice({"a": None}) is None
+
+
 def test_the_seed_study_leaves_out_a_draw_that_explains_too_little():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import blackbox_seeds

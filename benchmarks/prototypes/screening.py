@@ -71,11 +71,8 @@ def provider(family: str, dataset: data.Dataset, args=ARGS, route: str = ROUTE) 
 
 def train_provider(family: str, dataset: data.Dataset, seed: int, args=ARGS) -> nn.Module:
     """A model of ``family`` trained on the provider's training set by the benchmark's recipe
-    from ``seed`` (``args.seed``: the provider itself), in eval mode."""
-    model, _, _ = training.train_new_cnn(
-        dataset, num_epochs=args.num_epochs, seed=seed, architecture=family, progress=False
-    )
-    return model.eval()
+    (``bench.train_provider``) from ``seed`` (``args.seed``: the provider itself)."""
+    return bench.train_provider(family, dataset, args, seed)[0]
 
 
 def gradients(model, mistakes: Mistakes, whitebox: Explanation) -> torch.Tensor:
